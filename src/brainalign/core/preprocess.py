@@ -1,0 +1,96 @@
+"""Response preprocessing: trimming, per-story detrending, exclusion of unusable targets.
+
+Exclusions are never silent: every excluded target comes back in an exclusions table with the
+subject, story, target and reason, and the caller logs it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+
+EXCLUSION_COLUMNS = ["subject", "story", "target", "reason"]
+
+
+def trim(x: np.ndarray, trim_start: int, trim_end: int) -> np.ndarray:
+    """Drop ``trim_start`` leading and ``trim_end`` trailing rows (TRs)."""
+    return x[trim_start: x.shape[0] - trim_end]
+
+
+def detrend(x: np.ndarray) -> np.ndarray:
+    """Remove a least-squares linear trend (and the mean) from each column of one story."""
+    return signal.detrend(np.asarray(x, dtype=np.float64), axis=0, type="linear").astype(np.float32)
+
+
+def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
+                     source: str = "") -> pd.DataFrame:
+    """Targets with non-finite values or zero variance in any story.
+
+    Parameters
+    ----------
+    responses : story -> array of shape (n_trs, n_targets)
+    target_ids : ids of the columns.
+
+    Returns
+    -------
+    exclusions : DataFrame with columns subject, story, target, reason (one row per target and
+        story where it is bad).
+    """
+    rows = []
+    for story, y in responses.items():
+        y = np.asarray(y)
+        finite = np.isfinite(y)
+        nonfinite = ~finite.all(0)
+        with np.errstate(invalid="ignore"):
+            const = np.nanstd(np.where(finite, y, np.nan), axis=0) == 0
+        for j in np.flatnonzero(nonfinite):
+            rows.append((subject, story, target_ids[j],
+                         f"{int((~finite[:, j]).sum())} non-finite values (NaN/inf) in {source or story}"))
+        for j in np.flatnonzero(const & ~nonfinite):
+            rows.append((subject, story, target_ids[j], f"zero variance in {source or story}"))
+    return pd.DataFrame(rows, columns=EXCLUSION_COLUMNS)
+
+
+def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, target_ids: list[str],
+                    subject: str, do_detrend: bool = True, sources: dict[str, str] | None = None):
+    """Check, trim and detrend one subject's responses.
+
+    Parameters
+    ----------
+    responses : story -> array of shape (n_trs_total, n_targets), as read.
+    grids : the TR-grid table (story, n_trs_total, trim_start, trim_end, ...).
+    target_ids : column ids.
+    sources : story -> file name, for messages.
+
+    Returns
+    -------
+    kept : story -> float32 array of shape (n_trs, n_kept_targets)
+    keep : bool array of shape (n_targets,)
+    exclusions : DataFrame (subject, story, target, reason)
+    """
+    sources = sources or {}
+    g = grids.set_index("story")
+    extra = sorted(set(responses) - set(g.index))
+    missing = sorted(set(g.index) - set(responses))
+    if missing or extra:
+        raise ValueError(f"subject {subject}: stories {missing} have no responses"
+                         + (f" and {extra} are not in the TR grid" if extra else ""))
+    trimmed = {}
+    for story in g.index:
+        y = np.asarray(responses[story])
+        row = g.loc[story]
+        if y.shape[0] != row["n_trs_total"]:
+            raise ValueError(f"subject {subject}, story {story}: {y.shape[0]} TRs in "
+                             f"{sources.get(story, 'the responses')} but the TR grid says "
+                             f"{int(row['n_trs_total'])}: the files disagree on duration")
+        trimmed[story] = trim(y, int(row["trim_start"]), int(row["trim_end"]))
+    exclusions = pd.concat(
+        [find_bad_targets({s: y}, target_ids, subject, sources.get(s, s)) for s, y in trimmed.items()],
+        ignore_index=True)
+    bad = set(exclusions["target"])
+    keep = np.array([t not in bad for t in target_ids])
+    kept = {}
+    for story, y in trimmed.items():
+        y = np.asarray(y[:, keep], dtype=np.float32)
+        kept[story] = detrend(y) if do_detrend else y
+    return kept, keep, exclusions

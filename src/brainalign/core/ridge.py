@@ -1,0 +1,188 @@
+"""Cross-validated ridge encoding models on himalaya.
+
+For each outer fold: features are z-scored and responses centred with *training-fold*
+statistics only (no intercept is fitted: the centring is the intercept); a per-target alpha is
+chosen from a log grid by inner cross-validation on the training set (himalaya ``RidgeCV``, or
+``KernelRidgeCV`` with a linear kernel when features outnumber training samples; both solve
+the same problem); the held-out fold is predicted and scored. Reported per target:
+``r`` (Pearson r per held-out fold, averaged over folds), ``r2`` (likewise), ``r_concat``
+(r over all held-out predictions concatenated), ``alpha`` (median over folds of the chosen
+alpha) and ``alpha_at_edge`` (share of folds where the chosen alpha is the grid's smallest or
+largest value).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .folds import Fold, _Splits, inner_splits
+from .metrics import pearson_r, r2_score
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("numpy", "torch", "torch_cuda")
+
+
+def alpha_grid(low: float = 1e-2, high: float = 1e8, n: int = 21) -> np.ndarray:
+    """Log-spaced alpha grid from ``low`` to ``high`` with ``n`` values."""
+    return np.logspace(np.log10(low), np.log10(high), int(n))
+
+
+@contextlib.contextmanager
+def himalaya_backend(name: str):
+    """Use a himalaya backend inside the block; ``torch_cuda`` falls back to ``torch`` (with a
+    warning) when CUDA is not available."""
+    from himalaya.backend import get_backend, set_backend
+
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    if name == "torch_cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            log.warning("backend 'torch_cuda' asked for but CUDA is not available: using 'torch' (CPU)")
+            name = "torch"
+    previous = get_backend()
+    backend = set_backend(name, on_error="raise")
+    try:
+        yield backend
+    finally:
+        set_backend(previous)
+
+
+@dataclass
+class EncodingResult:
+    """Per-target scores of a cross-validated encoding model.
+
+    Attributes
+    ----------
+    r, r2, r_concat, alpha, alpha_at_edge : arrays of shape (n_targets,)
+    fold_r, fold_r2, fold_alpha : arrays of shape (n_folds, n_targets)
+    predictions : array of shape (n_samples, n_targets) with held-out predictions in the units
+        of ``Y`` (NaN where a sample was never tested), only when asked for.
+    """
+
+    r: np.ndarray
+    r2: np.ndarray
+    r_concat: np.ndarray
+    alpha: np.ndarray
+    alpha_at_edge: np.ndarray
+    fold_r: np.ndarray
+    fold_r2: np.ndarray
+    fold_alpha: np.ndarray
+    predictions: np.ndarray | None = field(default=None, repr=False)
+
+
+def standardize(train: np.ndarray, test: np.ndarray, scale: bool = True):
+    """Centre (and scale to unit variance) both arrays with the training statistics.
+    Columns with zero training variance are only centred."""
+    mean = train.mean(0)
+    tr, te = train - mean, test - mean
+    if scale:
+        sd = train.std(0)
+        sd[sd == 0] = 1.0
+        tr, te = tr / sd, te / sd
+    return tr, te
+
+
+def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend):
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.ridge import RidgeCV
+
+    solver_params = {"n_targets_batch": n_targets_batch, "n_targets_batch_refit": n_targets_batch}
+    if Xtr.shape[1] > Xtr.shape[0]:
+        model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=_Splits(splits),
+                              solver_params=solver_params)
+    else:
+        solver_params["warn"] = False
+        model = RidgeCV(alphas=alphas, cv=_Splits(splits), solver_params=solver_params)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]olving.*")
+        model.fit(Xtr, Ytr)
+    pred = backend.to_numpy(model.predict(Xte))
+    return pred, backend.to_numpy(model.best_alphas_)
+
+
+def _pearson_from_sums(acc: np.ndarray, n: int) -> np.ndarray:
+    st, sp, stt, spp, stp = acc
+    cov = stp - st * sp / n
+    var = (stt - st ** 2 / n) * (spp - sp ** 2 / n)
+    out = np.zeros(acc.shape[1])
+    ok = var > 0
+    out[ok] = cov[ok] / np.sqrt(var[ok])
+    return np.clip(out, -1, 1)
+
+
+def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
+                             story_of_sample: np.ndarray | None = None,
+                             alphas: np.ndarray | None = None, n_inner: int = 5,
+                             inner_gap: int = 5, backend: str = "numpy",
+                             target_batch: int | None = 20000, dtype: str = "float32",
+                             return_predictions: bool = False,
+                             progress: bool = False) -> EncodingResult:
+    """Fit and score a ridge encoding model with nested cross-validation.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features), features (already delayed), all stories.
+    Y : array of shape (n_samples, n_targets), responses. May be a memory map: targets are read
+        in batches of ``target_batch`` columns.
+    folds : outer (train, test) index pairs.
+    story_of_sample : array of shape (n_samples,), story label of each sample, used for the
+        inner leave-one-story-out split; ``None`` treats the data as one story.
+    alphas : grid of ridge penalties (default :func:`alpha_grid`).
+    n_inner, inner_gap : inner contiguous-block splits when the training set has < 3 stories.
+    backend : himalaya backend, ``numpy``, ``torch`` or ``torch_cuda``.
+    target_batch : targets per batch (bounds memory for 100k-voxel data).
+    dtype : computation dtype (``float32`` or ``float64``).
+
+    Returns
+    -------
+    EncodingResult
+    """
+    X = np.asarray(X)
+    n_samples, n_targets = Y.shape
+    if X.shape[0] != n_samples:
+        raise ValueError(f"features have {X.shape[0]} samples but responses have {n_samples}")
+    alphas = alpha_grid() if alphas is None else np.asarray(alphas, dtype=np.float64)
+    if story_of_sample is None:
+        story_of_sample = np.zeros(n_samples, dtype=np.int64)
+    story_of_sample = np.asarray(story_of_sample)
+    n_folds = len(folds)
+    fold_r = np.zeros((n_folds, n_targets))
+    fold_r2 = np.zeros((n_folds, n_targets))
+    fold_alpha = np.zeros((n_folds, n_targets))
+    preds = np.full((n_samples, n_targets), np.nan, dtype=np.float32) if return_predictions else None
+    # running sums for r over the concatenated held-out predictions (original units)
+    acc = np.zeros((5, n_targets))
+    batch = n_targets if not target_batch else int(target_batch)
+    starts = range(0, n_targets, batch)
+    with himalaya_backend(backend) as bk:
+        for f, (train, test) in enumerate(tqdm(folds, desc="folds", disable=not progress)):
+            Xtr, Xte = standardize(X[train].astype(dtype), X[test].astype(dtype))
+            splits = inner_splits(train, story_of_sample, n_inner, inner_gap)
+            for s in starts:
+                sl = slice(s, min(s + batch, n_targets))
+                Yb = np.asarray(Y[:, sl], dtype=dtype)
+                Ytr, Yte = standardize(Yb[train], Yb[test], scale=False)
+                pred, best = _fit_predict(Xtr, Ytr, Xte, alphas, splits, batch, bk)
+                fold_r[f, sl] = pearson_r(Yte, pred)
+                fold_r2[f, sl] = r2_score(Yte, pred)
+                fold_alpha[f, sl] = best
+                raw_true = Yb[test].astype(np.float64)
+                raw_pred = pred + Yb[train].mean(0)
+                acc[:, sl] += [raw_true.sum(0), raw_pred.sum(0), (raw_true ** 2).sum(0),
+                               (raw_pred ** 2).sum(0), (raw_true * raw_pred).sum(0)]
+                if preds is not None:
+                    preds[test, sl] = raw_pred
+    r_concat = _pearson_from_sums(acc, sum(len(t) for _, t in folds))
+    edge = np.isclose(fold_alpha, alphas.min()) | np.isclose(fold_alpha, alphas.max())
+    return EncodingResult(
+        r=fold_r.mean(0), r2=fold_r2.mean(0), r_concat=r_concat,
+        alpha=np.median(fold_alpha, axis=0), alpha_at_edge=edge.mean(0),
+        fold_r=fold_r, fold_r2=fold_r2, fold_alpha=fold_alpha, predictions=preds)

@@ -1,0 +1,60 @@
+"""Summaries of score tables: ROI means across subjects, ground-truth recovery."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+SCORE_COLUMNS = ["dataset", "subject", "condition", "layer", "target", "roi", "r", "r2", "alpha",
+                 "r_concat", "alpha_at_edge"]
+
+
+def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per condition, layer and ROI: mean r over targets within each subject, then the mean and
+    SEM of those subject means across subjects.
+
+    Parameters
+    ----------
+    scores : the long score table (see SCORE_COLUMNS).
+    noise_ceiling : optional table (subject, target, noise_ceiling); its ROI means are added.
+
+    Returns
+    -------
+    DataFrame with condition, layer, roi, mean_r, sem_r, mean_r2, n_subjects, n_targets,
+    share_alpha_at_edge [, mean_noise_ceiling].
+    """
+    per_subject = (scores.groupby(["condition", "layer", "roi", "subject"], observed=True)
+                   .agg(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"),
+                        edge=("alpha_at_edge", "mean")).reset_index())
+    g = per_subject.groupby(["condition", "layer", "roi"], observed=True)
+    out = g.agg(mean_r=("r", "mean"), mean_r2=("r2", "mean"), n_subjects=("subject", "nunique"),
+                n_targets=("n_targets", "mean"), share_alpha_at_edge=("edge", "mean")).reset_index()
+    sem = g["r"].agg(lambda x: stats.sem(x) if len(x) > 1 else 0.0).reset_index(drop=True)
+    out.insert(out.columns.get_loc("mean_r") + 1, "sem_r", sem.to_numpy())
+    if noise_ceiling is not None and len(noise_ceiling):
+        nc = (scores[["subject", "target", "roi"]].drop_duplicates()
+              .merge(noise_ceiling[["subject", "target", "noise_ceiling"]], on=["subject", "target"])
+              .groupby("roi")["noise_ceiling"].mean().rename("mean_noise_ceiling").reset_index())
+        out = out.merge(nc, on="roi", how="left")
+    return out
+
+
+def ground_truth_recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Compare recovered r with the planted ``expected_r`` for each condition and layer.
+
+    Returns
+    -------
+    DataFrame with condition, layer, n_targets, pearson_r_vs_expected, spearman_r_vs_expected,
+    noise_mean_r, noise_n (targets with expected_r == 0 / is_noise).
+    """
+    m = scores.merge(truth, on=["subject", "target"], suffixes=("", "_truth"))
+    rows = []
+    for (cond, layer), g in m.groupby(["condition", "layer"]):
+        noise = g["is_noise"] if "is_noise" in g else g["expected_r"] == 0
+        rows.append({"condition": cond, "layer": layer, "n_targets": len(g),
+                     "pearson_r_vs_expected": stats.pearsonr(g["r"], g["expected_r"])[0],
+                     "spearman_r_vs_expected": stats.spearmanr(g["r"], g["expected_r"])[0],
+                     "noise_mean_r": float(g.loc[noise, "r"].mean()) if noise.any() else np.nan,
+                     "noise_sem_r": float(stats.sem(g.loc[noise, "r"])) if noise.sum() > 1 else np.nan,
+                     "noise_n": int(noise.sum())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,267 @@
+"""A simulated story-listening fMRI study with a planted ground truth (the embedded default).
+
+Stories: texts written for this project (``brainalign/data/stories``), given word timings from
+word length and punctuation. Every voxel of a shared template brain responds to
+
+* a semantic signal: a fixed random projection of one layer of a language model's contextual
+  word features (Lanczos-downsampled to TRs, convolved with the canonical HRF), and
+* low-level signals: word rate and mean word length (same path to TRs),
+
+mixed with a per-voxel semantic share; Gaussian noise is added at a per-voxel signal-to-noise
+ratio (variance ratio) per subject. A share of voxels (and the whole "WM" region) is pure noise.
+Voxel weights and SNRs are shared by subjects (inter-subject correlation is meaningful); noise
+and a slow linear drift per run are not. The ground truth ``expected_r`` of a voxel is the
+correlation of its noise-free signal with its simulated response over the kept TRs: what a
+perfect model would score (0 for pure-noise voxels).
+
+Written to disk in real formats (:func:`write_study`): per subject and story a 4D NIfTI BOLD
+image, a brain mask and an ROI label image (BIDS-derivative names), per story a word-timing TSV
+(BIDS events columns), a labels TSV and ``ground_truth.parquet``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .resample import hrf_convolve, lanczos_downsample
+from .stimuli import word_times
+
+ROI_SPECS = {
+    # name: (semantic share range, SNR range, share of pure-noise voxels)
+    "pSTS": ((0.8, 1.0), (0.3, 2.0), 0.1),
+    "aTL": ((0.7, 1.0), (0.1, 1.0), 0.1),
+    "IFG": ((0.6, 1.0), (0.05, 0.5), 0.1),
+    "AG": ((0.8, 1.0), (0.02, 0.3), 0.1),
+    "A1": ((0.1, 0.4), (0.3, 2.0), 0.1),
+    "WM": ((0.0, 0.0), (0.0, 0.0), 1.0),
+}
+
+
+def story_texts(names: list[str] | None = None) -> dict[str, str]:
+    """The packaged story texts, name -> text."""
+    root = resources.files("brainalign") / "data" / "stories"
+    avail = sorted(p.name[:-4] for p in root.iterdir() if p.name.endswith(".txt"))
+    names = avail if names is None else names
+    missing = [n for n in names if n not in avail]
+    if missing:
+        raise ValueError(f"unknown stories {missing}; packaged stories are {avail}")
+    return {n: (root / f"{n}.txt").read_text(encoding="utf-8") for n in names}
+
+
+def time_words(text: str, rng: np.random.Generator, start: float = 6.0,
+               rate: float = 0.055, base: float = 0.13, max_words: int | None = None) -> pd.DataFrame:
+    """Word timings for a text read aloud: duration ``base + rate * letters`` (+-15 %), pauses of
+    0.15 s after commas and 0.45 s after sentence ends.
+
+    Returns
+    -------
+    DataFrame with columns word, onset, offset.
+    """
+    words = text.split()[:max_words] if max_words else text.split()
+    t = start
+    rows = []
+    for w in words:
+        letters = len(re.sub(r"[^A-Za-z]", "", w)) or 1
+        dur = (base + rate * letters) * rng.uniform(0.85, 1.15)
+        rows.append((w, t, t + dur))
+        t += dur
+        if re.search(r"[.!?][\"')]*$", w):
+            t += 0.45
+        elif re.search(r"[,;:][\"')]*$", w):
+            t += 0.15
+    return pd.DataFrame(rows, columns=["word", "onset", "offset"])
+
+
+def _zscore(x, axis=0):
+    sd = x.std(axis, keepdims=True)
+    sd[sd == 0] = 1
+    return (x - x.mean(axis, keepdims=True)) / sd
+
+
+def ellipsoid_rois(shape: tuple[int, int, int], roi_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A brain mask (ellipsoid) and an ROI label image (1..n_rois) splitting it into slabs
+    along the first axis, interleaved across the second so every ROI spans both halves."""
+    grid = np.indices(shape).astype(float)
+    centre = (np.array(shape) - 1) / 2
+    radius = np.array(shape) / 2
+    dist = sum(((grid[a] - centre[a]) / radius[a]) ** 2 for a in range(3))
+    mask = dist <= 1.0
+    labels = np.zeros(shape, dtype=np.int16)
+    n = len(roi_names)
+    order = np.argsort(grid[0][mask] + 1e-3 * grid[1][mask], kind="stable")
+    lab = np.empty(order.size, dtype=np.int16)
+    lab[order] = 1 + (np.arange(order.size) * n // order.size)
+    labels[mask] = lab
+    return mask.astype(np.uint8), labels
+
+
+@dataclass
+class SimulatedStudy:
+    """Arrays of a simulated study (see module docstring).
+
+    bold : dict (subject, story) -> float32 array of shape (*volume_shape, n_trs_total)
+    mask : uint8 array of shape volume_shape; labels : int16, same shape (0 = outside)
+    roi_names : ROI name of label k at position k - 1
+    words : dict story -> DataFrame(word, onset, offset), seconds from the first volume
+    ground_truth : DataFrame with subject, target, roi, expected_r, snr, semantic_share, is_noise
+    """
+
+    bold: dict
+    mask: np.ndarray
+    labels: np.ndarray
+    roi_names: list[str]
+    words: dict
+    ground_truth: pd.DataFrame
+    tr: float
+    affine: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+def target_ids(mask: np.ndarray) -> list[str]:
+    """Voxel target ids ``v<i>_<j>_<k>`` in C order of the in-mask voxels."""
+    return [f"v{i}_{j}_{k}" for i, j, k in zip(*np.nonzero(mask))]
+
+
+def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.DataFrame], *,
+                   n_subjects: int = 3, tr: float = 2.0, volume_shape=(12, 12, 10),
+                   tail_seconds: float = 20.0, trim_start: int = 0, trim_end: int = 0,
+                   n_components: int = 16, seed: int = 0) -> SimulatedStudy:
+    """Simulate BOLD for every subject and story.
+
+    Parameters
+    ----------
+    word_features : story -> array of shape (n_words, dim), the semantic layer's word features.
+    words : story -> DataFrame(word, onset, offset) from :func:`time_words`.
+    tail_seconds : scan time after the last word.
+    trim_start, trim_end : TRs that data_prep will trim; ``expected_r`` is computed on the rest.
+    n_components : dimension of the random semantic projection.
+    """
+    rng = np.random.default_rng(seed)
+    roi_names = list(ROI_SPECS)
+    mask, labels = ellipsoid_rois(tuple(volume_shape), roi_names)
+    vox = np.nonzero(mask)
+    roi_of_vox = labels[vox] - 1
+    n_vox = len(roi_of_vox)
+    stories = list(words)
+    dim = next(iter(word_features.values())).shape[1]
+    projection = rng.standard_normal((dim, n_components)) / np.sqrt(dim)
+
+    # stimulus signals on each story's TR grid
+    sem, low, n_trs = {}, {}, {}
+    for story in stories:
+        w = words[story]
+        n = int(np.ceil((w["offset"].max() + tail_seconds) / tr))
+        n_trs[story] = n
+        times = tr * np.arange(n)
+        wt = word_times(w)
+        letters = w["word"].str.replace(r"[^A-Za-z]", "", regex=True).str.len().to_numpy(float)
+        sem[story] = hrf_convolve(lanczos_downsample(word_features[story] @ projection, wt, times), tr)
+        low[story] = hrf_convolve(lanczos_downsample(np.c_[np.ones(len(w)), letters], wt, times), tr)
+    keep = {s: slice(trim_start, n_trs[s] - trim_end) for s in stories}
+    # z-score each signal over all kept TRs of all stories together
+    for sig in (sem, low):
+        allk = np.concatenate([sig[s][keep[s]] for s in stories])
+        mu, sd = allk.mean(0), allk.std(0)
+        for s in stories:
+            sig[s] = (sig[s] - mu) / sd
+
+    # per-voxel parameters (shared by subjects)
+    w_sem = rng.standard_normal((n_components, n_vox))
+    w_low = np.abs(rng.standard_normal((2, n_vox)))
+    share = np.empty(n_vox)
+    snr = np.empty(n_vox)
+    is_noise = np.zeros(n_vox, bool)
+    for k, name in enumerate(roi_names):
+        (s_lo, s_hi), (n_lo, n_hi), p_noise = ROI_SPECS[name]
+        idx = np.flatnonzero(roi_of_vox == k)
+        share[idx] = rng.uniform(s_lo, s_hi, idx.size)
+        snr[idx] = np.exp(rng.uniform(np.log(max(n_lo, 1e-9)), np.log(max(n_hi, 1e-9)), idx.size))
+        is_noise[idx] = rng.random(idx.size) < p_noise
+    snr[is_noise] = 0.0
+
+    # noise-free signal per voxel, unit variance over kept TRs
+    sig_sem = {s: sem[s] @ w_sem for s in stories}
+    sig_low = {s: low[s] @ w_low for s in stories}
+    for d in (sig_sem, sig_low):
+        allk = np.concatenate([d[s][keep[s]] for s in stories])
+        for s in stories:
+            d[s] = (d[s] - allk.mean(0)) / allk.std(0)
+    signal = {s: np.sqrt(share) * sig_sem[s] + np.sqrt(1 - share) * sig_low[s] for s in stories}
+    allk = np.concatenate([signal[s][keep[s]] for s in stories])
+    for s in stories:
+        signal[s] = (signal[s] - allk.mean(0)) / allk.std(0) * np.sqrt(snr)
+
+    bold, gt_rows = {}, []
+    tids = target_ids(mask)
+    baseline = 500 + 100 * rng.random(n_vox)
+    for sub in range(1, n_subjects + 1):
+        subject = f"sub-{sub:02d}"
+        kept_sig, kept_resp = [], []
+        for s in stories:
+            noise = rng.standard_normal((n_trs[s], n_vox))
+            resp = signal[s] + noise
+            kept_sig.append(signal[s][keep[s]])
+            kept_resp.append(resp[keep[s]])
+            drift = np.linspace(-1, 1, n_trs[s])[:, None] * rng.normal(0, 0.5, n_vox)
+            vol = np.zeros((*volume_shape, n_trs[s]), dtype=np.float32)
+            vol[vox] = (baseline + 5.0 * (resp + drift)).T
+            bold[(subject, s)] = vol
+        ks, kr = np.concatenate(kept_sig), np.concatenate(kept_resp)
+        ks, kr = ks - ks.mean(0), kr - kr.mean(0)
+        den = np.sqrt((ks ** 2).sum(0) * (kr ** 2).sum(0))
+        expected = np.where(den > 0, (ks * kr).sum(0) / np.where(den > 0, den, 1), 0.0)
+        gt_rows.append(pd.DataFrame({
+            "subject": subject, "target": tids, "roi": [roi_names[k] for k in roi_of_vox],
+            "expected_r": expected, "snr": snr, "semantic_share": np.where(is_noise, 0.0, share),
+            "is_noise": is_noise}))
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = -1.5 * np.array(volume_shape)
+    return SimulatedStudy(bold=bold, mask=mask, labels=labels, roi_names=roi_names, words=words,
+                          ground_truth=pd.concat(gt_rows, ignore_index=True), tr=tr, affine=affine,
+                          meta={"n_trs": n_trs, "seed": seed, "n_components": n_components})
+
+
+def write_study(study: SimulatedStudy, root: str | Path, extra_meta: dict | None = None) -> Path:
+    """Write a simulated study in real formats under ``root`` (see module docstring).
+
+    Layout::
+
+        dataset_description.json
+        roi_labels.tsv                                 index, name
+        stimuli/<story>_words.tsv                      onset, duration, word
+        sub-XX/func/sub-XX_task-<story>_bold.nii.gz    4D float32, TR in the header
+        sub-XX/func/sub-XX_task-<story>_desc-brain_mask.nii.gz
+        sub-XX/func/sub-XX_task-<story>_desc-roi_dseg.nii.gz
+        ground_truth.parquet                           subject, target, roi, expected_r, ...
+    """
+    import nibabel as nib
+
+    root = Path(root)
+    (root / "stimuli").mkdir(parents=True, exist_ok=True)
+    desc = {"Name": "brainalign simulated story listening", "BIDSVersion": "1.8.0",
+            "DatasetType": "derivative", "RepetitionTime": study.tr, **(extra_meta or {})}
+    (root / "dataset_description.json").write_text(json.dumps(desc, indent=2))
+    pd.DataFrame({"index": np.arange(1, len(study.roi_names) + 1), "name": study.roi_names}).to_csv(
+        root / "roi_labels.tsv", sep="\t", index=False)
+    for story, w in study.words.items():
+        pd.DataFrame({"onset": w["onset"].round(4), "duration": (w["offset"] - w["onset"]).round(4),
+                      "word": w["word"]}).to_csv(root / "stimuli" / f"{story}_words.tsv", sep="\t",
+                                                  index=False)
+    for (subject, story), vol in study.bold.items():
+        func = root / subject / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        stem = func / f"{subject}_task-{story}"
+        img = nib.Nifti1Image(vol, study.affine)
+        img.header.set_xyzt_units("mm", "sec")
+        img.header["pixdim"][4] = study.tr
+        nib.save(img, f"{stem}_bold.nii.gz")
+        nib.save(nib.Nifti1Image(study.mask, study.affine), f"{stem}_desc-brain_mask.nii.gz")
+        nib.save(nib.Nifti1Image(study.labels, study.affine), f"{stem}_desc-roi_dseg.nii.gz")
+    study.ground_truth.to_parquet(root / "ground_truth.parquet", index=False)
+    return root

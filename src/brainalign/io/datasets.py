@@ -1,0 +1,94 @@
+"""Kedro datasets named by the catalog.
+
+* :class:`NpyStoriesDataset` - a folder of float32 NPY files, one per story, loaded as
+  memory maps (``dict story -> array``); an ``_index.json`` written last marks it complete.
+* :class:`StudyDataset` - a raw study directory read by a registered reader (load gives the
+  reader); saving a :class:`~brainalign.core.synthetic.SimulatedStudy` writes it in real formats.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io import AbstractDataset, DatasetError
+
+
+class NpyStoriesDataset(AbstractDataset[dict, dict]):
+    """``dict story -> float32 array`` stored as ``<path>/<story>.npy``, loaded with mmap.
+
+    Parameters
+    ----------
+    path : folder.
+    mmap_mode : passed to ``numpy.load`` (``"r"`` by default; ``None`` loads into memory).
+    """
+
+    def __init__(self, path: str, mmap_mode: str | None = "r", metadata: dict | None = None):
+        self._path = Path(path)
+        self._mmap_mode = mmap_mode
+        self.metadata = metadata
+
+    def load(self) -> dict[str, np.ndarray]:
+        index = self._path / "_index.json"
+        if not index.exists():
+            raise DatasetError(f"{self._path}: no _index.json (not written, or written incompletely)")
+        stories = json.loads(index.read_text())["stories"]
+        return {s: np.load(self._path / f"{s}.npy", mmap_mode=self._mmap_mode) for s in stories}
+
+    def save(self, data: dict[str, np.ndarray]) -> None:
+        if self._path.exists():
+            shutil.rmtree(self._path)
+        self._path.mkdir(parents=True)
+        for story, arr in data.items():
+            np.save(self._path / f"{story}.npy", np.ascontiguousarray(arr, dtype=np.float32))
+        shapes = {s: list(np.shape(a)) for s, a in data.items()}
+        (self._path / "_index.json").write_text(json.dumps({"stories": list(data), "shapes": shapes}))
+
+    def _exists(self) -> bool:
+        return (self._path / "_index.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "mmap_mode": self._mmap_mode}
+
+
+class StudyDataset(AbstractDataset[Any, Any]):
+    """A raw study on disk, read by the reader registered under ``reader``.
+
+    Parameters
+    ----------
+    root : the study's root directory.
+    reader : name in :data:`brainalign.io.readers.READERS`.
+    options : keyword options of the reader.
+    """
+
+    def __init__(self, root: str, reader: str, options: dict | None = None,
+                 metadata: dict | None = None):
+        from .readers import get_reader
+
+        self._root = Path(root)
+        self._reader_cls = get_reader(reader)
+        self._reader = reader
+        self._options = options or {}
+        self.metadata = metadata
+
+    def load(self):
+        return self._reader_cls(self._root, **self._options)
+
+    def save(self, data) -> None:
+        from ..core.synthetic import SimulatedStudy, write_study
+
+        if not isinstance(data, SimulatedStudy):
+            raise DatasetError(f"{self._root}: only a simulated study can be written, got {type(data)}")
+        write_study(data, self._root)
+
+    def _exists(self) -> bool:
+        try:
+            self._reader_cls(self._root, **self._options).check()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not there"
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"root": str(self._root), "reader": self._reader, "options": self._options}

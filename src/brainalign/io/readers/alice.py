@@ -1,0 +1,77 @@
+"""Brennan et al. 2016 "Alice in Wonderland" story-listening fMRI (ROI time courses).
+
+Layout (as published): ``timecourses_6mm/sNN-timecourses.txt`` (362 TRs x 6 ROIs,
+whitespace-separated: LATL RATL LPTL LIPL LPreM LIFG), ``stimulus/*.TextGrid`` (tier "word").
+TR 2 s; the first 10 volumes were discarded, so row i is at audio time ``20 + 2 i`` s.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...core.stimuli import StimulusError, words_from_textgrid
+from .base import StudyReader
+
+ROIS = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
+
+
+class AliceReader(StudyReader):
+    name = "alice"
+    download_hint = ("Download the Alice dataset (Brennan et al. 2016, CC-BY) and set "
+                     "BRAINALIGN_ALICE_DIR to the folder holding timecourses_6mm/ and stimulus/.")
+    story = "alice"
+
+    def __init__(self, root, tr: float = 2.0, t0: float = 20.0, timecourses: str = "timecourses_6mm",
+                 textgrid: str | None = None):
+        super().__init__(root)
+        self.tr, self.t0 = float(tr), float(t0)
+        self.tc_dir = self.root / timecourses
+        self.textgrid = textgrid
+
+    def check(self) -> None:
+        self.require(self.tc_dir, "the ROI time-course folder")
+        self._textgrid_path()
+
+    def _textgrid_path(self):
+        stim = self.require(self.root / "stimulus", "the stimulus folder")
+        if self.textgrid:
+            return self.require(stim / self.textgrid, "the TextGrid")
+        found = sorted(stim.glob("*.TextGrid"))
+        if not found:
+            raise StimulusError(f"{stim}: no .TextGrid file")
+        return found[0]
+
+    def _file(self, subject: str):
+        return self.require(self.tc_dir / f"{subject}-timecourses.txt", f"time courses of {subject}")
+
+    def subjects(self) -> list[str]:
+        self.check()
+        return sorted(p.name.split("-")[0] for p in self.tc_dir.glob("s*-timecourses.txt"))
+
+    def words(self) -> dict[str, pd.DataFrame]:
+        return {self.story: words_from_textgrid(self._textgrid_path(), tier=("word", "words"))}
+
+    def _load(self, subject: str) -> np.ndarray:
+        path = self._file(subject)
+        try:
+            data = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a whitespace-separated numeric table ({exc})") from exc
+        if data.shape[1] != len(ROIS):
+            raise ValueError(f"{path}: {data.shape[1]} columns, expected {len(ROIS)} ({' '.join(ROIS)})")
+        return data
+
+    def tr_grids(self) -> pd.DataFrame:
+        subjects = self.subjects()
+        counts = {s: self._load(s).shape[0] for s in subjects}
+        n = max(set(counts.values()), key=list(counts.values()).count)
+        odd = {s: c for s, c in counts.items() if c != n}
+        if odd:
+            raise ValueError(f"{self.tc_dir}: subjects {odd} have a different number of TRs than "
+                             f"the others ({n}); the files disagree on duration")
+        return pd.DataFrame([{"story": self.story, "n_trs_total": n, "tr": self.tr, "t0": self.t0}])
+
+    def responses(self, subject: str):
+        data = self._load(subject).astype(np.float32)
+        targets = pd.DataFrame({"target": ROIS, "roi": ROIS, "network": "language"})
+        return {self.story: data}, targets, {self.story: str(self._file(subject))}

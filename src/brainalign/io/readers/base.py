@@ -1,0 +1,46 @@
+"""The reader interface shared by all dataset layouts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+class MissingDataError(FileNotFoundError):
+    """A file or directory of a study is missing; the message says where to put it."""
+
+
+class StudyReader:
+    """Base class: see :mod:`brainalign.io.readers` for the interface."""
+
+    name = "base"
+    #: what to tell a user whose directory is missing
+    download_hint = ""
+
+    def __init__(self, root: str | Path, **options):
+        self.root = Path(root)
+        self.options = options
+
+    def require(self, path: Path, what: str) -> Path:
+        if not path.exists():
+            raise MissingDataError(
+                f"{self.name} study: {what} not found at {path}. {self.download_hint}".strip())
+        return path
+
+    def check(self) -> None:
+        self.require(self.root, "the study directory")
+
+    def subjects(self) -> list[str]:
+        raise NotImplementedError
+
+    def words(self) -> dict[str, pd.DataFrame]:
+        raise NotImplementedError
+
+    def tr_grids(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def responses(self, subject: str):
+        raise NotImplementedError
+
+    def ground_truth(self) -> pd.DataFrame | None:
+        return None

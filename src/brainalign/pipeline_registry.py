@@ -1,0 +1,23 @@
+"""Project pipelines, built for the experiment grid of the active environment."""
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from .pipelines import analysis, data_prep, embedding, encoding
+from .pipelines.grid import active_parameters, grid_from_params
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """data_prep, embedding, encoding, analysis and ``__default__`` (all four).
+
+    task_tuning and brain_tuning are not registered until they work.
+    """
+    grid = grid_from_params(active_parameters())
+    pipes = {
+        "data_prep": data_prep.create_pipeline(grid),
+        "embedding": embedding.create_pipeline(grid),
+        "encoding": encoding.create_pipeline(grid),
+        "analysis": analysis.create_pipeline(grid),
+    }
+    pipes["__default__"] = sum(pipes.values(), Pipeline([]))
+    return pipes

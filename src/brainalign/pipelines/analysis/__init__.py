@@ -1,0 +1,4 @@
+"""analysis pipeline."""
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

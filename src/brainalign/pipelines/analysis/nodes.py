@@ -1,0 +1,117 @@
+"""Thin adapters from catalog entries to brainalign.core (analysis)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ...core import plots
+from ...core.preprocess import EXCLUSION_COLUMNS
+from ...core.stats import SCORE_COLUMNS, ground_truth_recovery, roi_summary
+
+log = logging.getLogger(__name__)
+
+
+def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the cell score tables into the long score table (no NaN allowed)."""
+    parts = [c for c in cells if len(c)]
+    if not parts:
+        raise ValueError("no scores: every subject was excluded or the grid is empty")
+    scores = pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
+    num = scores[["r", "r2", "alpha", "r_concat"]].to_numpy(float)
+    if not np.isfinite(num).all():
+        raise FloatingPointError("NaN or inf in the score table")
+    scores["layer"] = scores["layer"].astype(int)
+    return scores
+
+
+def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
+    parts = [t for t in tables if len(t)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXCLUSION_COLUMNS)
+
+
+def summarise(scores: pd.DataFrame, noise_ceiling: pd.DataFrame) -> pd.DataFrame:
+    """ROI summary across subjects (mean, SEM); mean noise ceiling per ROI beside it."""
+    return roi_summary(scores, noise_ceiling)
+
+
+def recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Recovered vs planted r for simulated studies (empty table for real data)."""
+    if truth is None or not len(truth):
+        return pd.DataFrame(columns=["condition", "layer", "n_targets", "pearson_r_vs_expected"])
+    return ground_truth_recovery(scores, truth)
+
+
+def layer_profile_plot(summary: pd.DataFrame, dataset: str):
+    return plots.layer_profile(summary, f"{dataset}: encoding performance by layer")
+
+
+def roi_bar_plot(summary: pd.DataFrame, dataset: str):
+    return plots.roi_bars(summary, f"{dataset}: encoding performance by ROI (best layer)")
+
+
+def recovery_plot(scores: pd.DataFrame, truth: pd.DataFrame, rec: pd.DataFrame):
+    """Scatter of recovered vs planted r at the best-recovered layer (a note for real data)."""
+    if not len(rec):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no planted ground truth (real data)", ha="center", va="center")
+        return fig
+    best = rec.sort_values("pearson_r_vs_expected").iloc[-1]
+    return plots.recovery_scatter(scores[scores["condition"] == best["condition"]], truth, int(best["layer"]))
+
+
+def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, scores: pd.DataFrame,
+           dataset: str) -> tuple[str, dict]:
+    """Markdown summary and the flat metrics dict that the MLflow hook logs."""
+    lines = [f"# brainalign summary: {dataset}", "",
+             f"{scores['subject'].nunique()} subjects, {scores['condition'].nunique()} condition(s), "
+             f"{scores['layer'].nunique()} layers, {scores['target'].nunique()} targets. "
+             "r is Pearson r on each held-out fold, averaged over folds; mean and SEM across subjects.",
+             ""]
+    metrics: dict[str, float] = {}
+    for cond, s in summary.groupby("condition"):
+        piv = s.pivot(index="roi", columns="layer", values="mean_r")
+        lines += [f"## {cond}: mean r per ROI and layer", "", _md_table(piv), ""]
+        for row in s.itertuples():
+            metrics[f"r.{cond}.layer_{row.layer}.{row.roi}"] = float(row.mean_r)
+        by_layer = s.groupby("layer")["mean_r"].mean()
+        for layer, v in by_layer.items():
+            metrics[f"r.{cond}.layer_{layer}.mean"] = float(v)
+        lines += [f"Best layer (mean over ROIs): {int(by_layer.idxmax())} (r = {by_layer.max():.3f}).", ""]
+    edge = float(scores["alpha_at_edge"].mean())
+    metrics["share_alpha_at_edge"] = edge
+    lines += [f"Share of (target, fold) fits whose alpha sits at an edge of the grid: {100 * edge:.1f}%.", ""]
+    if "mean_noise_ceiling" in summary:
+        nc = summary.groupby("roi")["mean_noise_ceiling"].first()
+        lines += ["## Noise ceiling (leave-one-subject-out inter-subject correlation)", "",
+                  _md_table(nc.to_frame("loso_isc")), ""]
+    if len(rec):
+        lines += ["## Planted ground truth", "", _md_table(rec.set_index(["condition", "layer"])), ""]
+        for row in rec.itertuples():
+            metrics[f"recovery.{row.condition}.layer_{row.layer}"] = float(row.pearson_r_vs_expected)
+            metrics[f"noise_mean_r.{row.condition}.layer_{row.layer}"] = float(row.noise_mean_r)
+    subj_excl = exclusions[exclusions["target"] == "*"]["subject"].tolist() if len(exclusions) else []
+    lines += ["## Exclusions", ""]
+    if len(exclusions):
+        lines.append(f"Subjects excluded: {', '.join(subj_excl) or 'none'}. "
+                     f"{exclusions['target'].nunique()} target ids excluded in "
+                     f"{exclusions['subject'].nunique()} subjects; reasons:")
+        for (sub, reason), _g in exclusions.groupby(["subject", "reason"]):
+            lines.append(f"- {sub}: {reason} ({len(_g)} rows)")
+    else:
+        lines.append("None.")
+    metrics["n_subjects_excluded"] = float(len(subj_excl))
+    return "\n".join(lines) + "\n", metrics
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    df = df.reset_index()
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    rows = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |"
+            for r in df.itertuples(index=False)]
+    return "\n".join([head, sep, *rows])

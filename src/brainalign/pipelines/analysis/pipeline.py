@@ -1,0 +1,29 @@
+"""analysis wiring: collect cells -> encoding_scores -> ROI summary, plots, report."""
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from ..encoding.pipeline import cell_namespace
+from ..grid import Grid
+from . import nodes
+
+
+def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
+    grid = grid or Grid((), (), ())
+    cells = [f"{cell_namespace(s, c, k)}.scores" for s in grid.subjects for c in grid.conditions
+             for k in grid.layers]
+    return Pipeline([
+        node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
+        node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
+             name="collect_exclusions"),
+        node(nodes.summarise, ["encoding_scores", "noise_ceiling"], "roi_summary", name="roi_summary"),
+        node(nodes.recovery, ["encoding_scores", "ground_truth"], "ground_truth_recovery",
+             name="ground_truth_recovery"),
+        node(nodes.layer_profile_plot, ["roi_summary", "params:dataset"], "layer_profile_plot",
+             name="plot_layer_profile"),
+        node(nodes.roi_bar_plot, ["roi_summary", "params:dataset"], "roi_bar_plot", name="plot_roi_bars"),
+        node(nodes.recovery_plot, ["encoding_scores", "ground_truth", "ground_truth_recovery"],
+             "recovery_plot", name="plot_recovery"),
+        node(nodes.report, ["roi_summary", "ground_truth_recovery", "exclusions", "encoding_scores",
+                            "params:dataset"], ["summary_md", "tracking_metrics"], name="report"),
+    ], tags="analysis")

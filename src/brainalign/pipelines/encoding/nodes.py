@@ -1,0 +1,49 @@
+"""Thin adapters from catalog entries to brainalign.core (encoding)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ...core.folds import folds_from_table
+from ...core.ridge import alpha_grid, cross_validated_encoding
+from ...core.stats import SCORE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: pd.DataFrame,
+                 grids: pd.DataFrame, params: dict, dataset: str, *, subject: str, condition: str,
+                 layer: int) -> pd.DataFrame:
+    """Cross-validated ridge encoding of one subject x condition x layer cell.
+
+    Returns
+    -------
+    The score table of the cell (SCORE_COLUMNS), one row per target; empty for an excluded
+    subject. Never holds NaN.
+    """
+    if len(targets) == 0:
+        log.warning("subject %s has no usable targets (excluded in data_prep): no scores for %s, layer %d",
+                    subject, condition, layer)
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    stories = grids["story"].tolist()
+    X = np.concatenate([np.asarray(features[s]) for s in stories])
+    Y = np.concatenate([np.asarray(responses[s]) for s in stories])
+    story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
+    a = params.get("alphas", {})
+    res = cross_validated_encoding(
+        X, Y, folds_from_table(folds), story_of_sample,
+        alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
+        n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
+        backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
+        dtype=params.get("dtype", "float32"))
+    out = pd.DataFrame({"dataset": dataset, "subject": subject, "condition": condition, "layer": int(layer),
+                        "target": targets["target"].to_numpy(), "roi": targets["roi"].to_numpy(),
+                        "r": res.r, "r2": res.r2, "alpha": res.alpha, "r_concat": res.r_concat,
+                        "alpha_at_edge": res.alpha_at_edge})[SCORE_COLUMNS]
+    if not np.isfinite(out[["r", "r2", "alpha", "r_concat"]].to_numpy(float)).all():
+        raise FloatingPointError(f"non-finite scores for subject {subject}, {condition}, layer {layer}")
+    log.info("%s %s layer %d: mean r %.3f over %d targets (alpha at grid edge for %.0f%%)", subject,
+             condition, layer, out["r"].mean(), len(out), 100 * out["alpha_at_edge"].mean())
+    return out
