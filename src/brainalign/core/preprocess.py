@@ -92,5 +92,5 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     kept = {}
     for story, y in trimmed.items():
         y = np.asarray(y[:, keep], dtype=np.float32)
-        kept[story] = detrend(y) if do_detrend else y
+        kept[story] = detrend(y) if do_detrend and y.shape[1] else y
     return kept, keep, exclusions
