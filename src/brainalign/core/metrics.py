@@ -1,7 +1,33 @@
 """Scores: column-wise Pearson r and R^2, inter-subject correlation noise ceilings."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+#: a column whose standard deviation is below this share of its mean magnitude is constant up to
+#: rounding (a constant 0.1 has std ~1e-17 in float64 and ~5e-9 in float32, never exactly 0)
+CONSTANT_RTOL = 1e-6
+
+
+def is_constant(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """True for each column of ``x`` that is constant up to floating-point rounding:
+    ``std <= CONSTANT_RTOL * |mean|`` (or exactly zero). NaN is ignored.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, n_targets)
+
+    Returns
+    -------
+    bool array of shape (n_targets,)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        sd = np.nanstd(x, axis=axis)
+        mean = np.abs(np.nanmean(x, axis=axis))
+    return (sd == 0) | (sd <= CONSTANT_RTOL * mean)
 
 
 def pearson_r(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -23,12 +49,13 @@ def pearson_r(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         a, b = a[:, None], b[:, None]
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    ok = ~(is_constant(a) | is_constant(b))
     a = a - a.mean(0)
     b = b - b.mean(0)
     den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     num = (a * b).sum(0)
     out = np.zeros(a.shape[1])
-    ok = den > 0
+    ok &= den > 0
     out[ok] = num[ok] / den[ok]
     return np.clip(out, -1.0, 1.0)
 
@@ -39,7 +66,7 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    r2 : array of shape (n_targets,); 0 where ``y_true`` has zero variance.
+    r2 : array of shape (n_targets,); 0 where ``y_true`` is constant (:func:`is_constant`).
     """
     a = np.asarray(y_true, dtype=np.float64)
     b = np.asarray(y_pred, dtype=np.float64)
@@ -48,7 +75,7 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     sse = ((a - b) ** 2).sum(0)
     sst = ((a - a.mean(0)) ** 2).sum(0)
     out = np.zeros(a.shape[1])
-    ok = sst > 0
+    ok = (sst > 0) & ~is_constant(a)
     out[ok] = 1.0 - sse[ok] / sst[ok]
     return out
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
+from .metrics import is_constant
+
 EXCLUSION_COLUMNS = ["subject", "story", "target", "reason"]
 
 
@@ -24,7 +26,8 @@ def detrend(x: np.ndarray) -> np.ndarray:
 
 def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
                      source: str = "") -> pd.DataFrame:
-    """Targets with non-finite values or zero variance in any story.
+    """Targets with non-finite values or zero variance (constant up to rounding,
+    :func:`~brainalign.core.metrics.is_constant`) in any story.
 
     Parameters
     ----------
@@ -41,8 +44,7 @@ def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], su
         y = np.asarray(y)
         finite = np.isfinite(y)
         nonfinite = ~finite.all(0)
-        with np.errstate(invalid="ignore"):
-            const = np.nanstd(np.where(finite, y, np.nan), axis=0) == 0
+        const = is_constant(np.where(finite, y, np.nan))
         for j in np.flatnonzero(nonfinite):
             rows.append((subject, story, target_ids[j],
                          f"{int((~finite[:, j]).sum())} non-finite values (NaN/inf) in {source or story}"))

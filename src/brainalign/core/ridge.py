@@ -174,12 +174,16 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                 fold_r[f, sl] = pearson_r(Yte, pred)
                 fold_r2[f, sl] = r2_score(Yte, pred)
                 fold_alpha[f, sl] = best
-                raw_true = Yb[test].astype(np.float64)
-                raw_pred = pred + Yb[train].mean(0)
+                # r over the concatenated held-out predictions, in response units: the sums are
+                # float64 and taken about the batch's overall mean (one shift for all folds, so
+                # r is unchanged) to avoid cancellation when responses sit far from zero
+                shift = Yb.mean(0, dtype=np.float64)
+                raw_true = Yb[test].astype(np.float64) - shift
+                raw_pred = pred.astype(np.float64) + (Yb[train].mean(0, dtype=np.float64) - shift)
                 acc[:, sl] += [raw_true.sum(0), raw_pred.sum(0), (raw_true ** 2).sum(0),
                                (raw_pred ** 2).sum(0), (raw_true * raw_pred).sum(0)]
                 if preds is not None:
-                    preds[test, sl] = raw_pred
+                    preds[test, sl] = raw_pred + shift
     r_concat = _pearson_from_sums(acc, sum(len(t) for _, t in folds))
     edge = np.isclose(fold_alpha, alphas.min()) | np.isclose(fold_alpha, alphas.max())
     return EncodingResult(

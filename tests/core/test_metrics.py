@@ -1,0 +1,137 @@
+"""core/metrics.py against scipy.stats.pearsonr and sklearn.metrics.r2_score."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import r2_score as sk_r2
+
+from brainalign.core.metrics import loso_isc, pearson_r, r2_score
+
+
+def _data(seed=0, n=50, t=6):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, t)) * rng.uniform(0.1, 10, t) + rng.normal(0, 50, t)
+    b = 0.5 * a + rng.standard_normal((n, t)) * 3
+    return a, b
+
+
+def test_pearson_r_matches_scipy():
+    a, b = _data()
+    b[:, 3] = -b[:, 3]  # a negative correlation too
+    got = pearson_r(a, b)
+    ref = np.array([stats.pearsonr(a[:, j], b[:, j])[0] for j in range(a.shape[1])])
+    assert got.shape == (a.shape[1],) and got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, atol=1e-10, rtol=0)
+
+
+def test_pearson_r_float32_input_and_1d():
+    a, b = _data(1)
+    got = pearson_r(a.astype(np.float32), b.astype(np.float32))
+    ref = np.array([stats.pearsonr(a[:, j].astype(np.float32).astype(np.float64),
+                                   b[:, j].astype(np.float32).astype(np.float64))[0]
+                    for j in range(a.shape[1])])
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    got1 = pearson_r(a[:, 0], b[:, 0])
+    assert got1.shape == (1,)
+    assert got1[0] == pytest.approx(stats.pearsonr(a[:, 0], b[:, 0])[0], abs=1e-10)
+
+
+def test_pearson_r_constant_column_is_zero_not_nan():
+    """Documented: zero variance in either input gives r = 0, never NaN."""
+    a, b = _data(2)
+    a[:, 1] = 3.0
+    b[:, 4] = -1.0
+    got = pearson_r(a, b)
+    assert np.isfinite(got).all()
+    assert got[1] == 0.0 and got[4] == 0.0
+    ok = [0, 2, 3, 5]
+    ref = [stats.pearsonr(a[:, j], b[:, j])[0] for j in ok]
+    np.testing.assert_allclose(got[ok], ref, atol=1e-10)
+
+
+def test_pearson_r_perfect_and_shape_mismatch():
+    x = np.linspace(0, 1, 20)[:, None]
+    assert pearson_r(x, 3 * x + 2)[0] == pytest.approx(1.0, abs=1e-12)
+    assert pearson_r(x, -x)[0] == pytest.approx(-1.0, abs=1e-12)
+    assert abs(pearson_r(x, 3 * x + 2)[0]) <= 1.0
+    with pytest.raises(ValueError, match="shapes"):
+        pearson_r(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+def test_r2_matches_sklearn():
+    a, b = _data(3)
+    got = r2_score(a, b)
+    np.testing.assert_allclose(got, sk_r2(a, b, multioutput="raw_values"), atol=1e-10, rtol=0)
+    # a bad prediction gives a negative R^2, as in sklearn
+    bad = a[::-1] * 2
+    np.testing.assert_allclose(r2_score(a, bad), sk_r2(a, bad, multioutput="raw_values"),
+                               atol=1e-10)
+    assert (r2_score(a, bad) < 0).any()
+    assert r2_score(a[:, 0], b[:, 0])[0] == pytest.approx(sk_r2(a[:, 0], b[:, 0]), abs=1e-10)
+
+
+def test_r2_constant_truth_is_zero():
+    """Documented: 0 where y_true has zero variance (sklearn would give 1.0 for a perfect
+    prediction and 0.0 otherwise with force_finite=True)."""
+    a, b = _data(4)
+    a[:, 2] = 5.0
+    got = r2_score(a, b)
+    assert got[2] == 0.0 and np.isfinite(got).all()
+    ok = [0, 1, 3, 4, 5]
+    np.testing.assert_allclose(got[ok], sk_r2(a[:, ok], b[:, ok], multioutput="raw_values"),
+                               atol=1e-10)
+    assert r2_score(a, a)[2] == 0.0
+
+
+def test_loso_isc_matches_manual_loop():
+    rng = np.random.default_rng(5)
+    shared = rng.standard_normal((60, 5))
+    subs = [shared * rng.uniform(0.5, 2, 5) + rng.standard_normal((60, 5)) * (s + 1)
+            for s in range(4)]
+    got = loso_isc(subs)
+    assert got.shape == (4, 5)
+    for s in range(4):
+        others = np.mean([subs[o] for o in range(4) if o != s], axis=0)
+        for j in range(5):
+            assert got[s, j] == pytest.approx(stats.pearsonr(subs[s][:, j], others[:, j])[0],
+                                              abs=1e-10)
+
+
+def test_loso_isc_two_subjects_and_errors():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
+    got = loso_isc([a, b])
+    ref = [stats.pearsonr(a[:, j], b[:, j])[0] for j in range(3)]
+    np.testing.assert_allclose(got[0], ref, atol=1e-10)
+    np.testing.assert_allclose(got[1], ref, atol=1e-10)
+    with pytest.raises(ValueError, match="at least 2"):
+        loso_isc([a])
+
+
+def test_loso_isc_constant_target_is_zero():
+    rng = np.random.default_rng(7)
+    subs = [rng.standard_normal((30, 3)) for _ in range(3)]
+    for s in subs:
+        s[:, 1] = 2.0
+    got = loso_isc(subs)
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got[:, 1], 0.0)
+
+
+def test_pearson_r_inexact_constant_column_is_still_about_zero():
+    """A constant column whose mean is not exact in floating point (0.1, 4.2) is not caught by
+    the ``den > 0`` test, but its centred values are all the same tiny number, so r stays at
+    roundoff level (documented as 0)."""
+    rng = np.random.default_rng(8)
+    a = np.tile(rng.uniform(1, 1000, 20), (300, 1))
+    b = rng.standard_normal((300, 20))
+    assert np.abs(pearson_r(a, b)).max() < 1e-10
+    assert np.abs(pearson_r(b, a)).max() < 1e-10
+
+
+def test_r2_inexact_constant_truth_is_zero():
+    rng = np.random.default_rng(9)
+    a = np.tile(rng.uniform(1, 1000, 20), (300, 1))
+    b = rng.standard_normal((300, 20))
+    np.testing.assert_array_equal(r2_score(a, b), 0.0)
