@@ -149,6 +149,10 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     n_samples, n_targets = Y.shape
     if X.shape[0] != n_samples:
         raise ValueError(f"features have {X.shape[0]} samples but responses have {n_samples}")
+    bad_x = ~np.isfinite(X).all(0)
+    if bad_x.any():
+        raise ValueError(f"features hold NaN or inf in {int(bad_x.sum())} columns (first: "
+                         f"{np.flatnonzero(bad_x)[:5].tolist()}); check the feature extraction")
     alphas = alpha_grid() if alphas is None else np.asarray(alphas, dtype=np.float64)
     if story_of_sample is None:
         story_of_sample = np.zeros(n_samples, dtype=np.int64)
@@ -169,6 +173,13 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
             for s in starts:
                 sl = slice(s, min(s + batch, n_targets))
                 Yb = np.asarray(Y[:, sl], dtype=dtype)
+                if f == 0:
+                    bad_y = ~np.isfinite(Yb).all(0)
+                    if bad_y.any():
+                        raise ValueError(
+                            f"responses hold NaN or inf in {int(bad_y.sum())} targets (first columns: "
+                            f"{(np.flatnonzero(bad_y)[:5] + sl.start).tolist()}); exclude them first "
+                            "(brainalign.core.preprocess.clean_responses does)")
                 Ytr, Yte = standardize(Yb[train], Yb[test], scale=False)
                 pred, best = _fit_predict(Xtr, Ytr, Xte, alphas, splits, batch, bk)
                 fold_r[f, sl] = pearson_r(Yte, pred)

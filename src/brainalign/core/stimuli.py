@@ -128,7 +128,7 @@ def words_from_textgrid(path: str | Path, tier: str | list[str] = ("word", "word
     if found is None:
         raise StimulusError(
             f"{path}: no word tier (looked for {names}; the file has tiers {list(tiers)}). "
-            "Name the word tier with the reader's 'word_tier' parameter.")
+            "Name the word tier with the reader option word_tier (catalog: raw_study: options: {word_tier: ...}).")
     rows, last_end = [], None
     for iv in tiers[found]:
         if iv.text.lower() in pause_labels:

@@ -22,8 +22,9 @@ class AliceReader(StudyReader):
     story = "alice"
 
     def __init__(self, root, tr: float = 2.0, t0: float = 20.0, timecourses: str = "timecourses_6mm",
-                 textgrid: str | None = None):
+                 textgrid: str | None = None, word_tier: str | list[str] = ("word", "words")):
         super().__init__(root)
+        self.word_tier = word_tier
         self.tr, self.t0 = float(tr), float(t0)
         self.tc_dir = self.root / timecourses
         self.textgrid = textgrid
@@ -49,7 +50,7 @@ class AliceReader(StudyReader):
         return sorted(p.name.split("-")[0] for p in self.tc_dir.glob("s*-timecourses.txt"))
 
     def words(self) -> dict[str, pd.DataFrame]:
-        return {self.story: words_from_textgrid(self._textgrid_path(), tier=("word", "words"))}
+        return {self.story: words_from_textgrid(self._textgrid_path(), tier=self.word_tier)}
 
     def _load(self, subject: str) -> np.ndarray:
         path = self._file(subject)
