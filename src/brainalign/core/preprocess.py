@@ -5,6 +5,8 @@ subject, story, target and reason, and the caller logs it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import signal
@@ -12,6 +14,32 @@ from scipy import signal
 from .metrics import is_constant
 
 EXCLUSION_COLUMNS = ["subject", "story", "target", "reason"]
+
+
+class LazyStories(Mapping):
+    """``story -> array`` computed on access, one story at a time (nothing is kept).
+
+    Lets a subject's responses flow from a reader to an NPY folder without holding every story
+    in memory (LeBel: ~100k voxels x 84 stories). Each access recomputes the story.
+    """
+
+    def __init__(self, stories: Iterable[str], compute: Callable[[str], np.ndarray]):
+        self._stories = list(stories)
+        self._compute = compute
+
+    def __getitem__(self, story: str) -> np.ndarray:
+        if story not in self._stories:
+            raise KeyError(story)
+        return self._compute(story)
+
+    def __iter__(self):
+        return iter(self._stories)
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def __repr__(self) -> str:
+        return f"LazyStories({self._stories})"
 
 
 def trim(x: np.ndarray, trim_start: int, trim_end: int) -> np.ndarray:
@@ -66,7 +94,8 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
 
     Returns
     -------
-    kept : story -> float32 array of shape (n_trs, n_kept_targets)
+    kept : story -> float32 array of shape (n_trs, n_kept_targets), a :class:`LazyStories`
+        (each story is read and cleaned when accessed)
     keep : bool array of shape (n_targets,)
     exclusions : DataFrame (subject, story, target, reason)
     """
@@ -76,23 +105,31 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     missing = sorted(set(g.index) - set(responses))
     if missing or extra:
         raise ValueError(f"subject {subject}: stories {missing} have no responses"
-                         + (f" and {extra} are not in the TR grid" if extra else ""))
-    trimmed = {}
-    for story in g.index:
+                         + (f" and {extra} are not in the TR grid" if extra else "")
+                         + "; list the stories every subject has in study.stories, or leave the "
+                         "subject out of study.subjects")
+
+    def trimmed(story: str) -> np.ndarray:
         y = np.asarray(responses[story])
         row = g.loc[story]
         if y.shape[0] != row["n_trs_total"]:
             raise ValueError(f"subject {subject}, story {story}: {y.shape[0]} TRs in "
                              f"{sources.get(story, 'the responses')} but the TR grid says "
                              f"{int(row['n_trs_total'])}: the files disagree on duration")
-        trimmed[story] = trim(y, int(row["trim_start"]), int(row["trim_end"]))
-    exclusions = pd.concat(
-        [find_bad_targets({s: y}, target_ids, subject, sources.get(s, s)) for s, y in trimmed.items()],
-        ignore_index=True)
+        if y.ndim != 2 or y.shape[1] != len(target_ids):
+            raise ValueError(f"subject {subject}, story {story}: responses of shape {y.shape} in "
+                             f"{sources.get(story, 'the responses')}, expected (n_trs, {len(target_ids)})")
+        return trim(y, int(row["trim_start"]), int(row["trim_end"]))
+
+    # pass 1: one story at a time, find unusable targets
+    parts = [find_bad_targets({s: trimmed(s)}, target_ids, subject, sources.get(s, s)) for s in g.index]
+    exclusions = pd.concat(parts, ignore_index=True)
     bad = set(exclusions["target"])
     keep = np.array([t not in bad for t in target_ids])
-    kept = {}
-    for story, y in trimmed.items():
-        y = np.asarray(y[:, keep], dtype=np.float32)
-        kept[story] = detrend(y) if do_detrend and y.shape[1] else y
-    return kept, keep, exclusions
+
+    # pass 2 (lazy): trimmed, kept columns, detrended
+    def clean(story: str) -> np.ndarray:
+        y = np.asarray(trimmed(story)[:, keep], dtype=np.float32)
+        return detrend(y) if do_detrend and y.shape[1] else y
+
+    return LazyStories(list(g.index), clean), keep, exclusions

@@ -41,9 +41,11 @@ class NpyStoriesDataset(AbstractDataset[dict, dict]):
         if self._path.exists():
             shutil.rmtree(self._path)
         self._path.mkdir(parents=True)
-        for story, arr in data.items():
-            np.save(self._path / f"{story}.npy", np.ascontiguousarray(arr, dtype=np.float32))
-        shapes = {s: list(np.shape(a)) for s, a in data.items()}
+        shapes = {}
+        for story, arr in data.items():  # one story in memory at a time (data may be lazy)
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            np.save(self._path / f"{story}.npy", arr)
+            shapes[story] = list(arr.shape)
         (self._path / "_index.json").write_text(json.dumps({"stories": list(data), "shapes": shapes}))
 
     def _exists(self) -> bool:

@@ -7,8 +7,11 @@ A reader is constructed with the study's root directory (and options) and offers
 ``words()``               dict story -> DataFrame(word, onset, offset, pause_before), seconds
                           on the same clock as the TR grid
 ``tr_grids()``            DataFrame(story, n_trs_total, tr, t0) before trimming
-``responses(subject)``    (dict story -> array (n_trs_total, n_targets), targets DataFrame
-                          with target, roi, network and i, j, k where voxels; dict story -> file)
+``responses(subject, stories=None)``
+                          (mapping story -> array (n_trs_total, n_targets), possibly lazy;
+                          targets DataFrame with target, roi, network and i, j, k where voxels;
+                          dict story -> file). A missing story is a MissingDataError naming
+                          the file.
 ``ground_truth()``        DataFrame or None (simulated studies only)
 """
 from __future__ import annotations

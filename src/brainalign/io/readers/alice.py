@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.stimuli import StimulusError, words_from_textgrid
-from .base import StudyReader
+from .base import MissingDataError, StudyReader
 
 ROIS = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
 
@@ -72,7 +72,10 @@ class AliceReader(StudyReader):
                              f"the others ({n}); the files disagree on duration")
         return pd.DataFrame([{"story": self.story, "n_trs_total": n, "tr": self.tr, "t0": self.t0}])
 
-    def responses(self, subject: str):
+    def responses(self, subject: str, stories: list[str] | None = None):
+        unknown = sorted(set(stories or []) - {self.story})
+        if unknown:
+            raise MissingDataError(f"{self.name} study: no story {unknown} (the only story is {self.story!r})")
         data = self._load(subject).astype(np.float32)
         targets = pd.DataFrame({"target": ROIS, "roi": ROIS, "network": "language"})
         return {self.story: data}, targets, {self.story: str(self._file(subject))}

@@ -39,7 +39,10 @@ class StudyReader:
     def tr_grids(self) -> pd.DataFrame:
         raise NotImplementedError
 
-    def responses(self, subject: str):
+    def responses(self, subject: str, stories: list[str] | None = None):
+        """``(story -> array (n_trs_total, n_targets), targets, story -> source file)`` for the
+        given stories (default: all). The mapping may be lazy (read on access). A story the
+        subject lacks is a :class:`MissingDataError` naming the file."""
         raise NotImplementedError
 
     def ground_truth(self) -> pd.DataFrame | None:

@@ -77,13 +77,13 @@ class BidsVolumeReader(StudyReader):
         net = t["network"] if "network" in t.columns else t["name"]
         return {int(i): (str(n), str(w)) for i, n, w in zip(t["index"], t["name"], net)}
 
-    def responses(self, subject: str):
+    def responses(self, subject: str, stories: list[str] | None = None):
         import nibabel as nib
 
         labels = self._labels()
         out, sources, ref_mask = {}, {}, None
         targets = None
-        for story in self.stories():
+        for story in (self.stories() if stories is None else stories):
             bold_path = self._path(subject, story, "bold")
             mask_path = self._path(subject, story, "desc-brain_mask")
             bold = nib.load(bold_path)

@@ -39,8 +39,20 @@ def simulate(synthetic: dict, study_params: dict):
 
 def read_stimuli(study, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Words table and TR-grid table of the study; checks that they agree on duration."""
-    words = build_words_table(study.words(), params.get("sentence_pause", 0.5))
-    raw = study.tr_grids()
+    words_by_story, raw = study.words(), study.tr_grids()
+    wanted = params.get("stories")
+    if wanted not in (None, "all"):
+        known = set(raw["story"])
+        unknown = [s for s in wanted if s not in known]
+        if unknown:
+            raise ValueError(f"study.stories names {unknown}, which the {study.name} study at {study.root} "
+                             f"does not have; it has {sorted(known)}")
+        raw = raw.set_index("story").loc[list(wanted)].reset_index()
+        words_by_story = {s: words_by_story[s] for s in wanted}
+    no_words = sorted(set(raw["story"]) - set(words_by_story))
+    if no_words:
+        raise ValueError(f"{study.name} study at {study.root}: stories {no_words} have responses but no word timings")
+    words = build_words_table({s: words_by_story[s] for s in raw["story"]}, params.get("sentence_pause", 0.5))
     grids = pd.DataFrame([make_tr_grid(r.story, r.n_trs_total, r.tr, r.t0, params.get("trim_start", 0),
                                        params.get("trim_end", 0)) for r in raw.itertuples()])
     check_words_fit_grid(words, grids, source=f"{study.name} study at {study.root}")
@@ -70,7 +82,7 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
     exclusions : table (subject, story, target, reason). A subject with no usable target is
     excluded as a whole (logged, empty responses).
     """
-    data, targets, sources = study.responses(subject)
+    data, targets, sources = study.responses(subject, stories=grids["story"].tolist())
     kept, keep, excl = clean_responses(data, grids, targets["target"].tolist(), subject,
                                        bool(params.get("detrend", True)), sources)
     if len(excl):
