@@ -63,20 +63,32 @@ class StudyDataset(AbstractDataset[Any, Any]):
     root : the study's root directory.
     reader : name in :data:`brainalign.io.readers.READERS`.
     options : keyword options of the reader.
+    download : when the study folder is missing or incomplete, fetch it from the reader's
+        ``source`` (:mod:`brainalign.io.download`; needs internet). Default: no.
     """
 
     def __init__(self, root: str, reader: str, options: dict | None = None,
-                 metadata: dict | None = None):
+                 download: bool = False, metadata: dict | None = None):
         from .readers import get_reader
 
         self._root = Path(root)
         self._reader_cls = get_reader(reader)
         self._reader = reader
         self._options = options or {}
+        self._download = bool(download)
         self.metadata = metadata
 
     def load(self):
-        return self._reader_cls(self._root, **self._options)
+        reader = self._reader_cls(self._root, **self._options)
+        if self._download:
+            from .download import fetch
+            from .readers.base import MissingDataError
+
+            try:
+                reader.check()
+            except MissingDataError:
+                fetch(getattr(reader, "source", None), self._root, reader.name)
+        return reader
 
     def save(self, data) -> None:
         from ..core.synthetic import SimulatedStudy, write_study

@@ -67,8 +67,17 @@ def grid_from_params(params: dict) -> Grid:
     elif subjects == "auto":
         from ..io.readers import get_reader
 
+        reader = get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
         try:
-            subjects = get_reader(study["reader"])(study["root"], **study.get("options", {})).subjects()
+            try:
+                subjects = reader.subjects()
+            except FileNotFoundError:
+                if not study.get("download"):
+                    raise
+                from ..io.download import fetch
+
+                fetch(getattr(reader, "source", None), study["root"], reader.name)
+                subjects = reader.subjects()
         except FileNotFoundError as exc:
             log.warning("cannot list the subjects of the study (%s); the subject pipelines are empty", exc)
             subjects = []

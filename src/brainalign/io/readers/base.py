@@ -16,6 +16,8 @@ class StudyReader:
     name = "base"
     #: what to tell a user whose directory is missing
     download_hint = ""
+    #: where the data are published (:class:`brainalign.io.download.DatasetSource`), or None
+    source = None
 
     def __init__(self, root: str | Path, **options):
         self.root = Path(root)
