@@ -220,8 +220,10 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
             "subject": subject, "target": tids, "roi": [roi_names[k] for k in roi_of_vox],
             "expected_r": expected, "snr": snr, "semantic_share": np.where(is_noise, 0.0, share),
             "is_noise": is_noise}))
+    # 3 mm voxels; the box is centred on the left perisylvian cortex in MNI space (-50, -20, 6 mm),
+    # where the simulated ROIs' namesakes are, so the brain maps land on the left hemisphere
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
-    affine[:3, 3] = -1.5 * np.array(volume_shape)
+    affine[:3, 3] = np.array([-50.0, -20.0, 6.0]) - 3.0 * (np.array(volume_shape) - 1) / 2
     return SimulatedStudy(bold=bold, mask=mask, labels=labels, roi_names=roi_names, words=words,
                           ground_truth=pd.concat(gt_rows, ignore_index=True), tr=tr, affine=affine,
                           meta={"n_trs": n_trs, "seed": seed, "n_components": n_components})

@@ -1,4 +1,4 @@
 """Kedro datasets and readers for published dataset layouts."""
-from .datasets import NpyStoriesDataset, StudyDataset
+from .datasets import NiftiDataset, NpyStoriesDataset, StudyDataset
 
-__all__ = ["NpyStoriesDataset", "StudyDataset"]
+__all__ = ["NiftiDataset", "NpyStoriesDataset", "StudyDataset"]

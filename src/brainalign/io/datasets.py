@@ -106,3 +106,30 @@ class StudyDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"root": str(self._root), "reader": self._reader, "options": self._options}
+
+
+class NiftiDataset(AbstractDataset[Any, Any]):
+    """A NIfTI image (nibabel) at ``filepath``; loads a ``nibabel.Nifti1Image``."""
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._path = Path(filepath)
+        self.metadata = metadata
+
+    def load(self):
+        import nibabel as nib
+
+        if not self._path.exists():
+            raise DatasetError(f"{self._path}: no such NIfTI file")
+        return nib.load(self._path)
+
+    def save(self, data) -> None:
+        import nibabel as nib
+
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(data, self._path)
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path)}

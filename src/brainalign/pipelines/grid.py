@@ -49,6 +49,7 @@ class Grid:
     conditions: tuple[str, ...]
     layers: tuple[int, ...]
     simulate: bool = False
+    brain_maps: bool = False
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -89,7 +90,7 @@ def grid_from_params(params: dict) -> Grid:
         if safe_name(c) != c:
             raise ValueError(f"condition name {c!r} has characters other than letters, digits, _ and -")
     return Grid(tuple(subjects), tuple(conditions), tuple(int(x) for x in params.get("layers", [])),
-                simulate)
+                simulate, bool((params.get("brain_maps") or {}).get("enabled", False)))
 
 
 def bind(func, **kwargs):

@@ -47,5 +47,10 @@ class StudyReader:
         subject lacks is a :class:`MissingDataError` naming the file."""
         raise NotImplementedError
 
+    def reference_image(self, subject: str | None = None):
+        """The 3D grid (nibabel image) the voxel targets' ``i, j, k`` index, or None for data
+        without voxels (ROI time courses, surfaces)."""
+        return None
+
     def ground_truth(self) -> pd.DataFrame | None:
         return None

@@ -116,6 +116,13 @@ class BidsVolumeReader(StudyReader):
             sources[story] = str(bold_path)
         return out, targets, sources
 
+    def reference_image(self, subject: str | None = None):
+        """The brain mask of the subject's first story (the grid of ``i, j, k``)."""
+        import nibabel as nib
+
+        subject = subject or self.subjects()[0]
+        return nib.load(self._path(subject, self.stories()[0], "desc-brain_mask"))
+
     def ground_truth(self) -> pd.DataFrame | None:
         path = self.root / "ground_truth.parquet"
         return pd.read_parquet(path) if path.exists() else None

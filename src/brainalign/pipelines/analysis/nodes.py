@@ -115,3 +115,44 @@ def _md_table(df: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |"
             for r in df.itertuples(index=False)]
     return "\n".join([head, sep, *rows])
+
+
+def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets_tables: pd.DataFrame):
+    """Mean r across subjects per voxel at each condition's best layer, on the brain.
+
+    Returns
+    -------
+    glass : matplotlib figure (glass brain); surface : figure (fsaverage5 views);
+    html : standalone HTML page (nilearn view_img); nifti : the score image (3D, NaN outside the data).
+    For data without voxels (ROI time courses) the figures say so and the image is empty.
+    """
+    from ...core import brainmaps
+
+    targets = pd.concat([t for t in targets_tables if len(t)], ignore_index=True) if any(
+        len(t) for t in targets_tables) else pd.DataFrame()
+    reference = study.reference_image()
+    if reference is None or not {"i", "j", "k"} <= set(targets.columns):
+        msg = f"{dataset}: no voxel grid (the {study.name} reader gives no reference image), no brain map"
+        log.warning(msg)
+        import matplotlib.pyplot as plt
+        import nibabel as nib
+
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, msg, ha="center", va="center", wrap=True)
+        return fig, fig, f"<html><body><p>{msg}</p></body></html>", nib.Nifti1Image(
+            np.zeros((1, 1, 1), np.float32), np.eye(4))
+    column = params.get("score", "r")
+    condition = params.get("condition") or scores["condition"].iloc[0]
+    sub = scores[scores["condition"] == condition]
+    layer = params.get("layer")
+    if layer is None:
+        layer = int(sub.groupby("layer")[column].mean().idxmax())
+    cell = sub[sub["layer"] == int(layer)]
+    per_target = cell.groupby("target")[column].mean()
+    coords = targets.drop_duplicates("target").set_index("target").loc[per_target.index, ["i", "j", "k"]]
+    img = brainmaps.scores_to_volume(per_target.to_numpy(), coords.reset_index(), reference)
+    title = f"{dataset}: mean {column} over {cell['subject'].nunique()} subjects, {condition} layer {layer}"
+    log.info("brain map: %s (%d voxels)", title, len(per_target))
+    glass = brainmaps.glass_brain(img, title)
+    surface = brainmaps.surface_views(img, title) if params.get("surface", True) else glass
+    return glass, surface, brainmaps.interactive_html(img, title), img

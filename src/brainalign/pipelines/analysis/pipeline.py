@@ -12,6 +12,12 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
     cells = [f"{cell_namespace(s, c, k)}.scores" for s in grid.subjects for c in grid.conditions
              for k in grid.layers]
+    maps = []
+    if grid.brain_maps:
+        maps = [node(nodes.brain_maps, ["encoding_scores", "raw_study", "params:brain_maps", "params:dataset",
+                                        *[f"{s}.targets" for s in grid.subjects]],
+                     ["brain_map_glass", "brain_map_surface", "brain_map_html", "brain_map_nifti"],
+                     name="brain_maps")]
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
@@ -26,4 +32,4 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
              "recovery_plot", name="plot_recovery"),
         node(nodes.report, ["roi_summary", "ground_truth_recovery", "exclusions", "encoding_scores",
                             "params:dataset"], ["summary_md", "tracking_metrics"], name="report"),
-    ], tags="analysis")
+    ] + maps, tags="analysis")

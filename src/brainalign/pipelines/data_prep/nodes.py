@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...core import folds as cv
+from ...core.atlas import apply_atlases
 from ...core.features import extract_word_features, load_model
 from ...core.metrics import loso_isc
 from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses
@@ -83,6 +84,8 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
     excluded as a whole (logged, empty responses).
     """
     data, targets, sources = study.responses(subject, stories=grids["story"].tolist())
+    if params.get("atlases"):
+        targets = apply_atlases(targets, params["atlases"], study.reference_image(subject))
     kept, keep, excl = clean_responses(data, grids, targets["target"].tolist(), subject,
                                        bool(params.get("detrend", True)), sources)
     if len(excl):

@@ -1,0 +1,111 @@
+"""Per-target scores drawn on the brain (nilearn): glass brain, inflated surface, interactive HTML.
+
+Volumes: a score per voxel target (``i, j, k``) is put back on the grid of the data's reference
+image (:func:`scores_to_volume`), drawn as a glass brain and projected to the fsaverage5 surface
+that ships with nilearn (works offline). Surface data (``hemi, vertex`` targets) are drawn on a
+mesh given by the user (fsaverage6 for Narratives is fetched by nilearn when online).
+pycortex flatmaps are an optional extra, not done here (see docs/atlases.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def scores_to_volume(values: np.ndarray, targets: pd.DataFrame, reference):
+    """A 3D NIfTI image with ``values[t]`` at voxel ``(i, j, k)`` of target t (NaN elsewhere).
+
+    Parameters
+    ----------
+    values : array of shape (n_targets,)
+    targets : table with columns i, j, k (one row per value).
+    reference : nibabel image giving the grid (shape[:3], affine).
+    """
+    import nibabel as nib
+
+    if not {"i", "j", "k"} <= set(targets.columns):
+        raise ValueError(f"targets have no voxel indices (i, j, k); columns: {list(targets.columns)}")
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (len(targets),):
+        raise ValueError(f"{values.shape[0]} values for {len(targets)} targets")
+    vol = np.full(reference.shape[:3], np.nan, dtype=np.float32)
+    vol[targets["i"].to_numpy(int), targets["j"].to_numpy(int), targets["k"].to_numpy(int)] = values
+    return nib.Nifti1Image(vol, reference.affine)
+
+
+def _vmax(img) -> float:
+    data = np.asarray(img.dataobj)
+    finite = np.abs(data[np.isfinite(data)])
+    return float(np.percentile(finite, 99)) if finite.size else 1.0
+
+
+def glass_brain(img, title: str = "", threshold: float | None = None):
+    """Glass-brain figure (matplotlib) of a 3D score image; positive and negative values."""
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    fig = plt.figure(figsize=(10, 3.6))
+    vmax = _vmax(img)
+    plotting.plot_glass_brain(_nan_to_zero(img), figure=fig, title=title, colorbar=True, plot_abs=False,
+                              cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                              threshold=threshold if threshold is not None else 1e-6)
+    return fig
+
+
+def _nan_to_zero(img):
+    import nibabel as nib
+
+    data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32))
+    return nib.Nifti1Image(data, img.affine)
+
+
+def surface_views(img, title: str = "", radius: float = 3.0):
+    """Lateral and medial views of both hemispheres of fsaverage5 (bundled with nilearn) with the
+    volume projected by :func:`nilearn.surface.vol_to_surf` (voxels outside the data: 0)."""
+    import matplotlib.pyplot as plt
+    from nilearn import datasets, plotting, surface
+
+    fs = datasets.load_fsaverage("fsaverage5")
+    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal").data.parts
+    vol = _nan_to_zero(img)
+    vmax = _vmax(img)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), subplot_kw={"projection": "3d"})
+    for col, (hemi, view) in enumerate([("left", "lateral"), ("left", "medial"),
+                                        ("right", "lateral"), ("right", "medial")]):
+        mesh = fs["pial"].parts[hemi]
+        tex = surface.vol_to_surf(vol, mesh, radius=radius, interpolation="linear")
+        plotting.plot_surf_stat_map(fs["inflated"].parts[hemi], tex, hemi=hemi, view=view, axes=axes[col],
+                                    bg_map=sulc[hemi], colorbar=(col == 3), cmap="RdBu_r",
+                                    vmin=-vmax, vmax=vmax, threshold=1e-6, figure=fig)
+    fig.suptitle(title)
+    return fig
+
+
+def surface_texture_figure(values: np.ndarray, targets: pd.DataFrame, meshes: dict, title: str = ""):
+    """Scores of surface targets (``hemi`` L/R, ``vertex``) on the user's meshes
+    (``{"L": mesh, "R": mesh}``, any nilearn surface mesh), lateral view of each hemisphere."""
+    import matplotlib.pyplot as plt
+    from nilearn import plotting, surface
+
+    values = np.asarray(values, dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), subplot_kw={"projection": "3d"})
+    vmax = float(np.percentile(np.abs(values), 99)) if values.size else 1.0
+    for col, hemi in enumerate(("L", "R")):
+        mesh = surface.load_surf_mesh(meshes[hemi])
+        tex = np.zeros(mesh.coordinates.shape[0])
+        sel = (targets["hemi"] == hemi).to_numpy()
+        tex[targets.loc[sel, "vertex"].to_numpy(int)] = values[sel]
+        plotting.plot_surf_stat_map(mesh, tex, hemi="left" if hemi == "L" else "right", axes=axes[col],
+                                    cmap="RdBu_r", vmin=-vmax, vmax=vmax, colorbar=(col == 1), figure=fig)
+    fig.suptitle(title)
+    return fig
+
+
+def interactive_html(img, title: str = "") -> str:
+    """A standalone HTML page (nilearn ``view_img``) to browse the score image."""
+    from nilearn import plotting
+
+    vmax = _vmax(img)
+    view = plotting.view_img(_nan_to_zero(img), threshold=1e-6, cmap="RdBu_r", symmetric_cmap=True,
+                             vmax=vmax, title=title, black_bg=False)
+    return view.get_standalone()
