@@ -366,3 +366,43 @@ def test_r_concat_large_offset_default_float32():
     ref = reference_encoding(X, Y, folds, story, ALPHAS)
     np.testing.assert_allclose(res.r, ref["r"], atol=1e-4)  # fine
     np.testing.assert_allclose(res.r_concat, ref["r_concat"], atol=1e-3)  # fails
+
+
+# --- circular-shift null model -------------------------------------------------------------------
+
+def test_null_shifts_range_and_short_story_error():
+    from brainalign.core.ridge import null_shifts
+
+    story = np.repeat([0, 1], [120, 200])
+    for seed in range(20):
+        sh = null_shifts(story, min_shift=50, seed=seed)
+        assert set(sh) == {0, 1}
+        assert 50 <= sh[0] <= 70 and 50 <= sh[1] <= 150
+    with pytest.raises(ValueError, match="too short"):
+        null_shifts(np.repeat([0, 1], [120, 60]), min_shift=50)
+
+
+def test_null_model_equals_a_fit_on_rolled_responses():
+    """The shifted fit equals an ordinary fit on responses rolled by hand with np.roll."""
+    from brainalign.core.folds import leave_stories_out
+    from brainalign.core.ridge import cross_validated_encoding, null_shifts
+
+    rng = np.random.default_rng(3)
+    lens = [90, 110, 100]
+    story = np.repeat(np.arange(3), lens)
+    X = rng.standard_normal((sum(lens), 6))
+    Y = X @ rng.standard_normal((6, 5)) + rng.standard_normal((sum(lens), 5))
+    folds = leave_stories_out(lens)
+    shifts = null_shifts(story, min_shift=20, seed=1)
+    rolled = Y.copy()
+    start = 0
+    for s, n in enumerate(lens):
+        rolled[start:start + n] = np.roll(Y[start:start + n], shifts[s], axis=0)
+        start += n
+    alphas = np.logspace(-1, 4, 6)
+    a = cross_validated_encoding(X, Y, folds, story, alphas=alphas, shifts=shifts, dtype="float64")
+    b = cross_validated_encoding(X, rolled, folds, story, alphas=alphas, dtype="float64")
+    np.testing.assert_allclose(a.r, b.r, atol=1e-10)
+    real = cross_validated_encoding(X, Y, folds, story, alphas=alphas, dtype="float64")
+    # the planted signal is strong; the null breaks its alignment with the features
+    assert real.r.mean() > 0.5 and abs(a.r.mean()) < 0.2

@@ -138,6 +138,23 @@ def test_planted_truth_is_recovered(tiny_run):
     assert abs(noise["r"].mean()) < 4 * noise["r"].std(ddof=1) / np.sqrt(len(noise)) + 0.01
 
 
+def test_null_model_beside_every_score(tiny_run):
+    """conf/test asks for the circular-shift null: r_null sits beside r, centred near 0, and far
+    below r where the planted signal is strong."""
+    params, grid, catalog, tmp_path = tiny_run
+    scores = catalog.load("encoding_scores")
+    assert {"r_null", "r2_null"} <= set(scores.columns)
+    assert np.isfinite(scores[["r_null", "r2_null"]].to_numpy()).all()
+    truth = pd.read_parquet(tmp_path / "study" / "ground_truth.parquet")
+    m = scores[scores.layer == 4].merge(truth, on=["subject", "target"])
+    strong = m[m["expected_r"] > 0.5]
+    assert len(strong) > 10
+    assert strong["r"].mean() > strong["r_null"].mean() + 0.3
+    assert abs(scores["r_null"].mean()) < 0.1
+    summary = catalog.load("roi_summary")
+    assert "mean_r_null" in summary.columns
+
+
 def test_summary_matches_scores(tiny_run):
     params, grid, catalog, tmp_path = tiny_run
     scores = catalog.load("encoding_scores")

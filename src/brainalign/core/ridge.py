@@ -108,6 +108,40 @@ def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend):
     return pred, backend.to_numpy(model.best_alphas_)
 
 
+def null_shifts(story_of_sample: np.ndarray, min_shift: int = 50, seed: int = 0) -> dict:
+    """Random circular shifts, one per story, for a null model (responses rolled in time against
+    the features; their autocorrelation is kept, their alignment with the stimulus is broken).
+
+    Parameters
+    ----------
+    story_of_sample : array of shape (n_samples,), story label of each sample.
+    min_shift : smallest shift in samples (TRs); shifts are drawn uniformly in
+        ``[min_shift, n - min_shift]`` for a story of ``n`` samples.
+
+    Returns
+    -------
+    dict story label -> shift (int).
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for story in dict.fromkeys(np.asarray(story_of_sample).tolist()):
+        n = int((np.asarray(story_of_sample) == story).sum())
+        if n < 2 * min_shift + 1:
+            raise ValueError(f"story {story!r} has {n} samples: too short for a circular-shift null of at "
+                             f"least {min_shift} samples (needs {2 * min_shift + 1}); lower encoding.null_model.min_shift")
+        out[story] = int(rng.integers(min_shift, n - min_shift + 1))
+    return out
+
+
+def apply_shifts(Y: np.ndarray, story_of_sample: np.ndarray, shifts: dict) -> np.ndarray:
+    """``Y`` with each story's rows rolled by its shift (:func:`null_shifts`); shape unchanged."""
+    out = np.array(Y, copy=True)
+    for story, k in shifts.items():
+        idx = np.flatnonzero(np.asarray(story_of_sample) == story)
+        out[idx] = np.roll(np.asarray(Y)[idx], k, axis=0)
+    return out
+
+
 def _pearson_from_sums(acc: np.ndarray, n: int) -> np.ndarray:
     st, sp, stt, spp, stp = acc
     cov = stp - st * sp / n
@@ -124,7 +158,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                              inner_gap: int = 5, backend: str = "numpy",
                              target_batch: int | None = 20000, dtype: str = "float32",
                              return_predictions: bool = False,
-                             progress: bool = False) -> EncodingResult:
+                             progress: bool = False, shifts: dict | None = None) -> EncodingResult:
     """Fit and score a ridge encoding model with nested cross-validation.
 
     Parameters
@@ -140,6 +174,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     backend : himalaya backend, ``numpy``, ``torch`` or ``torch_cuda``.
     target_batch : targets per batch (bounds memory for 100k-voxel data).
     dtype : computation dtype (``float32`` or ``float64``).
+    shifts : story label -> circular shift of the responses (:func:`null_shifts`): fits a null
+        model on responses rolled against the features, batch by batch.
 
     Returns
     -------
@@ -173,6 +209,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
             for s in starts:
                 sl = slice(s, min(s + batch, n_targets))
                 Yb = np.asarray(Y[:, sl], dtype=dtype)
+                if shifts:
+                    Yb = apply_shifts(Yb, story_of_sample, shifts)
                 if f == 0:
                     bad_y = ~np.isfinite(Yb).all(0)
                     if bad_y.any():

@@ -7,6 +7,8 @@ from scipy import stats
 
 SCORE_COLUMNS = ["dataset", "subject", "condition", "layer", "target", "roi", "r", "r2", "alpha",
                  "r_concat", "alpha_at_edge"]
+#: optional columns, present when the null model was asked for (encoding.null_model.enabled)
+NULL_COLUMNS = ["r_null", "r2_null"]
 
 
 def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -21,16 +23,22 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     Returns
     -------
     DataFrame with condition, layer, roi, mean_r, sem_r, mean_r2, n_subjects, n_targets,
-    share_alpha_at_edge [, mean_noise_ceiling].
+    share_alpha_at_edge [, mean_r_null, sem_r_null] [, mean_noise_ceiling].
     """
+    has_null = "r_null" in scores.columns
+    agg = dict(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"), edge=("alpha_at_edge", "mean"))
+    if has_null:
+        agg["r_null"] = ("r_null", "mean")
     per_subject = (scores.groupby(["condition", "layer", "roi", "subject"], observed=True)
-                   .agg(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"),
-                        edge=("alpha_at_edge", "mean")).reset_index())
+                   .agg(**agg).reset_index())
     g = per_subject.groupby(["condition", "layer", "roi"], observed=True)
     out = g.agg(mean_r=("r", "mean"), mean_r2=("r2", "mean"), n_subjects=("subject", "nunique"),
                 n_targets=("n_targets", "mean"), share_alpha_at_edge=("edge", "mean")).reset_index()
     sem = g["r"].agg(lambda x: stats.sem(x) if len(x) > 1 else 0.0).reset_index(drop=True)
     out.insert(out.columns.get_loc("mean_r") + 1, "sem_r", sem.to_numpy())
+    if has_null:
+        out["mean_r_null"] = g["r_null"].mean().to_numpy()
+        out["sem_r_null"] = g["r_null"].agg(lambda x: stats.sem(x) if len(x) > 1 else 0.0).to_numpy()
     if noise_ceiling is not None and len(noise_ceiling):
         nc = (scores[["subject", "target", "roi"]].drop_duplicates()
               .merge(noise_ceiling[["subject", "target", "noise_ceiling"]], on=["subject", "target"])

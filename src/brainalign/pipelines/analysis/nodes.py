@@ -8,7 +8,7 @@ import pandas as pd
 
 from ...core import plots
 from ...core.preprocess import EXCLUSION_COLUMNS
-from ...core.stats import SCORE_COLUMNS, ground_truth_recovery, roi_summary
+from ...core.stats import NULL_COLUMNS, SCORE_COLUMNS, ground_truth_recovery, roi_summary
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,9 @@ def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
     parts = [c for c in cells if len(c)]
     if not parts:
         raise ValueError("no scores: every subject was excluded or the grid is empty")
-    scores = pd.concat(parts, ignore_index=True)[SCORE_COLUMNS]
-    num = scores[["r", "r2", "alpha", "r_concat"]].to_numpy(float)
+    extra = [c for c in NULL_COLUMNS if all(c in p.columns for p in parts)]
+    scores = pd.concat(parts, ignore_index=True)[SCORE_COLUMNS + extra]
+    num = scores[["r", "r2", "alpha", "r_concat"] + extra].to_numpy(float)
     if not np.isfinite(num).all():
         raise FloatingPointError("NaN or inf in the score table")
     scores["layer"] = scores["layer"].astype(int)
@@ -82,6 +83,12 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
         for layer, v in by_layer.items():
             metrics[f"r.{cond}.layer_{layer}.mean"] = float(v)
         lines += [f"Best layer (mean over ROIs): {int(by_layer.idxmax())} (r = {by_layer.max():.3f}).", ""]
+        if "mean_r_null" in s:
+            null_by_layer = s.groupby("layer")["mean_r_null"].mean()
+            for layer, v in null_by_layer.items():
+                metrics[f"r_null.{cond}.layer_{layer}.mean"] = float(v)
+            lines += ["Null model (responses circularly shifted against the features): mean r per ROI and layer",
+                      "", _md_table(s.pivot(index="roi", columns="layer", values="mean_r_null")), ""]
     edge = float(scores["alpha_at_edge"].mean())
     metrics["share_alpha_at_edge"] = edge
     lines += [f"Share of (target, fold) fits whose alpha sits at an edge of the grid: {100 * edge:.1f}%.", ""]

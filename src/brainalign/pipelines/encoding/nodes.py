@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ...core.folds import folds_from_table
-from ...core.ridge import alpha_grid, cross_validated_encoding
-from ...core.stats import SCORE_COLUMNS
+from ...core.ridge import alpha_grid, cross_validated_encoding, null_shifts
+from ...core.stats import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,29 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     Y = np.concatenate([np.asarray(responses[s]) for s in stories])
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     a = params.get("alphas", {})
-    res = cross_validated_encoding(
-        X, Y, folds_from_table(folds), story_of_sample,
-        alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
-        n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
-        backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
-        dtype=params.get("dtype", "float32"))
+    kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
+                  n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
+                  backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
+                  dtype=params.get("dtype", "float32"))
+    res = cross_validated_encoding(X, Y, folds_from_table(folds), story_of_sample, **kwargs)
+    null = params.get("null_model") or {}
+    null_res = None
+    if null.get("enabled"):
+        shifts = null_shifts(story_of_sample, int(null.get("min_shift", 50)),
+                             seed=int(params.get("seed", 0)) * 1000 + int(layer))
+        log.info("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
+                 condition, layer, {stories[k]: v for k, v in shifts.items()})
+        null_res = cross_validated_encoding(X, Y, folds_from_table(folds), story_of_sample, shifts=shifts,
+                                            **kwargs)
     out = pd.DataFrame({"dataset": dataset, "subject": subject, "condition": condition, "layer": int(layer),
                         "target": targets["target"].to_numpy(), "roi": targets["roi"].to_numpy(),
                         "r": res.r, "r2": res.r2, "alpha": res.alpha, "r_concat": res.r_concat,
                         "alpha_at_edge": res.alpha_at_edge})[SCORE_COLUMNS]
-    if not np.isfinite(out[["r", "r2", "alpha", "r_concat"]].to_numpy(float)).all():
+    if null_res is not None:
+        out["r_null"] = null_res.r
+        out["r2_null"] = null_res.r2
+    if not np.isfinite(out[["r", "r2", "alpha", "r_concat"] + [c for c in NULL_COLUMNS if c in out]]
+                       .to_numpy(float)).all():
         raise FloatingPointError(f"non-finite scores for subject {subject}, {condition}, layer {layer}")
     log.info("%s %s layer %d: mean r %.3f over %d targets (alpha at grid edge for %.0f%%)", subject,
              condition, layer, out["r"].mean(), len(out), 100 * out["alpha_at_edge"].mean())
