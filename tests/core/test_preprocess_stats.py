@@ -228,3 +228,41 @@ def test_ground_truth_recovery_matches_scipy():
         g = scores[scores.condition == row.condition].merge(truth2, on=["subject", "target"])
         assert row.noise_n == 6
         assert row.noise_mean_r == pytest.approx(g.loc[g.is_noise, "r"].mean(), abs=1e-12)
+
+
+def test_highpass_removes_slow_drifts_and_keeps_fast_signal():
+    """Against a direct least-squares fit of the SPM DCT basis written here from its formula."""
+    from brainalign.core.preprocess import highpass
+
+    n, tr, cutoff = 300, 2.0, 128.0
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    fast = np.sin(2 * np.pi * t * tr / 20.0)  # 20 s period: kept
+    slow = 3 * np.cos(np.pi * (t + 0.5) * 2 / n)  # 300 s period: removed
+    y = np.c_[fast + slow + 5.0, rng.standard_normal(n)]
+    k = int(np.floor(2 * n * tr / cutoff))
+    B = np.c_[np.ones(n), np.stack([np.cos(np.pi * (t + 0.5) * j / n) for j in range(1, k + 1)], 1)]
+    expected = y - B @ np.linalg.lstsq(B, y, rcond=None)[0]
+    got = highpass(y, tr, cutoff)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.corrcoef(got[:, 0], fast)[0, 1] > 0.99
+    assert abs(got.mean(0)).max() < 1e-4
+
+
+def test_clean_responses_detrend_methods():
+    import pandas as pd
+
+    from brainalign.core.preprocess import clean_responses
+
+    n = 100
+    y = np.c_[np.linspace(0, 10, n) + np.sin(np.arange(n))]
+    grids = pd.DataFrame([{"story": "a", "n_trs_total": n, "tr": 2.0, "t0": 0.0, "trim_start": 0,
+                           "trim_end": 0, "n_trs": n}])
+    lin, _, _ = clean_responses({"a": y}, grids, ["t"], "s", "linear")
+    from scipy.signal import detrend as sp_detrend
+
+    np.testing.assert_allclose(lin["a"], sp_detrend(y, axis=0), atol=1e-5)
+    none, _, _ = clean_responses({"a": y}, grids, ["t"], "s", "none")
+    np.testing.assert_allclose(none["a"], y, atol=1e-5)
+    with pytest.raises(ValueError, match="study.detrend"):
+        clean_responses({"a": y}, grids, ["t"], "s", "quadratic")

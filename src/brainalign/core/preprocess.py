@@ -52,6 +52,31 @@ def detrend(x: np.ndarray) -> np.ndarray:
     return signal.detrend(np.asarray(x, dtype=np.float64), axis=0, type="linear").astype(np.float32)
 
 
+def dct_basis(n: int, tr: float, cutoff: float) -> np.ndarray:
+    """Discrete cosine drift regressors (SPM's high-pass basis) for ``n`` volumes.
+
+    Returns
+    -------
+    array of shape (n, k) with ``k = floor(2 n tr / cutoff)`` cosines of period >= ``cutoff`` s
+    (column j: ``cos(pi (t + 1/2) j / n)``, j = 1..k).
+    """
+    k = int(np.floor(2 * n * tr / cutoff))
+    t = np.arange(n)[:, None] + 0.5
+    return np.cos(np.pi * t * np.arange(1, k + 1)[None, :] / n)
+
+
+def highpass(x: np.ndarray, tr: float, cutoff: float = 128.0) -> np.ndarray:
+    """Remove the mean and the drifts slower than ``cutoff`` seconds (least-squares fit of a
+    constant and :func:`dct_basis`, as SPM's high-pass filter) from each column of one story."""
+    x = np.asarray(x, dtype=np.float64)
+    basis = np.c_[np.ones(x.shape[0]), dct_basis(x.shape[0], tr, cutoff)]
+    coef, *_ = np.linalg.lstsq(basis, x, rcond=None)
+    return (x - basis @ coef).astype(np.float32)
+
+
+DETREND_METHODS = ("linear", "highpass", "none")
+
+
 def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
                      source: str = "") -> pd.DataFrame:
     """Targets with non-finite values or zero variance (constant up to rounding,
@@ -82,7 +107,8 @@ def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], su
 
 
 def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, target_ids: list[str],
-                    subject: str, do_detrend: bool = True, sources: dict[str, str] | None = None):
+                    subject: str, do_detrend: bool | str = True, sources: dict[str, str] | None = None,
+                    highpass_cutoff: float = 128.0):
     """Check, trim and detrend one subject's responses.
 
     Parameters
@@ -90,6 +116,8 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     responses : story -> array of shape (n_trs_total, n_targets), as read.
     grids : the TR-grid table (story, n_trs_total, trim_start, trim_end, ...).
     target_ids : column ids.
+    do_detrend : ``linear`` (or True; scipy linear detrend), ``highpass`` (constant + DCT drifts
+        slower than ``highpass_cutoff`` s removed, :func:`highpass`) or ``none`` (or False).
     sources : story -> file name, for messages.
 
     Returns
@@ -100,6 +128,9 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     exclusions : DataFrame (subject, story, target, reason)
     """
     sources = sources or {}
+    method = {True: "linear", False: "none"}.get(do_detrend, do_detrend)
+    if method not in DETREND_METHODS:
+        raise ValueError(f"study.detrend must be one of {DETREND_METHODS} (or true/false), got {do_detrend!r}")
     g = grids.set_index("story")
     extra = sorted(set(responses) - set(g.index))
     missing = sorted(set(g.index) - set(responses))
@@ -130,6 +161,10 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     # pass 2 (lazy): trimmed, kept columns, detrended
     def clean(story: str) -> np.ndarray:
         y = np.asarray(trimmed(story)[:, keep], dtype=np.float32)
-        return detrend(y) if do_detrend and y.shape[1] else y
+        if not y.shape[1] or method == "none":
+            return y
+        if method == "highpass":
+            return highpass(y, float(g.loc[story, "tr"]), highpass_cutoff)
+        return detrend(y)
 
     return LazyStories(list(g.index), clean), keep, exclusions
