@@ -1,4 +1,4 @@
-"""Scores: column-wise Pearson r and R^2, inter-subject correlation noise ceilings."""
+"""Scores: column-wise Pearson r and R^2, inter-subject correlation and repeat-based noise ceilings."""
 from __future__ import annotations
 
 import warnings
@@ -99,3 +99,56 @@ def loso_isc(responses: list[np.ndarray]) -> np.ndarray:
     n = len(responses)
     return np.stack([pearson_r(stack[s], (total - stack[s]) / (n - 1)) for s in range(n)])
 
+
+
+def repeat_noise_ceiling(repeats: np.ndarray, target_batch: int = 10000) -> np.ndarray:
+    """Noise ceiling from repeated presentations of one stimulus: the expected correlation
+    ``CC_max`` of a perfect model with the mean response over repeats (Hsu, Borst & Theunissen
+    2004; Schoppe, Harper, Willmore, King & Schnupp 2016, "Measuring the performance of neural
+    models", Front. Comput. Neurosci. 10:10).
+
+    With ``N`` repeats ``r_n`` of one target and ``y = mean_n r_n``, the signal power (the variance
+    of the stimulus-driven part, unbiased) is
+
+        SP = (Var(sum_n r_n) - sum_n Var(r_n)) / (N (N - 1))
+
+    and ``CC_max = sqrt(SP / Var(y))``, clipped to [0, 1]. For ``r_n = s + e_n`` with independent
+    noise of variance ``v`` and ``Var(s) = 1``: ``SP -> 1`` and ``CC_max -> sqrt(1 / (1 + v / N))``,
+    the correlation of the mean response with the signal. This is the ceiling of r against the
+    N-repeat mean; a single presentation has the lower ceiling ``sqrt(SP / mean_n Var(r_n))``.
+
+    Parameters
+    ----------
+    repeats : array of shape (n_repeats, n_samples, n_targets), finite; n_repeats >= 2.
+    target_batch : targets processed at a time (bounds the float64 temporaries).
+
+    Returns
+    -------
+    cc_max : array of shape (n_targets,), float64 in [0, 1]; 0 where the mean response is
+        constant (:func:`is_constant`) or the signal power estimate is negative.
+    """
+    reps = np.asarray(repeats)
+    if reps.ndim != 3:
+        raise ValueError(f"repeats must have shape (n_repeats, n_samples, n_targets), got {reps.shape}")
+    n, t, m = reps.shape
+    if n < 2:
+        raise ValueError(f"a repeat-based noise ceiling needs at least 2 repeats, got {n}")
+    if t < 3:
+        raise ValueError(f"a repeat-based noise ceiling needs at least 3 samples, got {t}")
+    out = np.zeros(m)
+    for lo in range(0, m, max(1, int(target_batch))):
+        x = np.asarray(reps[:, :, lo:lo + target_batch], dtype=np.float64)
+        bad = ~np.isfinite(x).all(axis=(0, 1))
+        if bad.any():
+            raise ValueError(f"repeats: {int(bad.sum())} targets have non-finite values (first: "
+                             f"column {lo + int(np.flatnonzero(bad)[0])}); drop them first")
+        var_of_sum = x.sum(0).var(axis=0, ddof=1)
+        sum_of_var = x.var(axis=1, ddof=1).sum(0)
+        sp = (var_of_sum - sum_of_var) / (n * (n - 1))
+        mean = x.mean(0)
+        var_mean = mean.var(axis=0, ddof=1)
+        ok = (var_mean > 0) & ~is_constant(mean)
+        cc = np.zeros(x.shape[2])
+        cc[ok] = np.sqrt(np.clip(sp[ok] / var_mean[ok], 0.0, 1.0))
+        out[lo:lo + x.shape[2]] = cc
+    return out

@@ -18,11 +18,17 @@ from __future__ import annotations
 
 from .alice import AliceReader
 from .base import MissingDataError, StudyReader
+from .bids import BidsReader
 from .bids_volume import BidsVolumeReader
+from .lebel import LebelReader
+from .narratives import NarrativesReader
 
 READERS: dict[str, type[StudyReader]] = {
     "bids_volume": BidsVolumeReader,
     "alice": AliceReader,
+    "lebel": LebelReader,
+    "narratives": NarrativesReader,
+    "bids": BidsReader,
 }
 
 

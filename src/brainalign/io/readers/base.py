@@ -54,3 +54,12 @@ class StudyReader:
 
     def ground_truth(self) -> pd.DataFrame | None:
         return None
+
+    #: False where target ids name each subject's own voxels (no inter-subject noise ceiling)
+    targets_shared_across_subjects = True
+
+    def repeats(self, subject: str):
+        """Repeated presentations of one story, array (n_repeats, n_trs, n_targets) over the
+        targets of :meth:`responses`, or None (the default: no repeats). data_prep's noise
+        ceiling uses them (``repeats_ccmax``) where present."""
+        return None

@@ -9,7 +9,7 @@ import pandas as pd
 from ...core import folds as cv
 from ...core.atlas import apply_atlases
 from ...core.features import extract_word_features, load_model
-from ...core.metrics import loso_isc
+from ...core.metrics import loso_isc, repeat_noise_ceiling
 from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses
 from ...core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from ...core.synthetic import simulate_study, story_texts, time_words
@@ -56,7 +56,8 @@ def read_stimuli(study, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     words = build_words_table({s: words_by_story[s] for s in raw["story"]}, params.get("sentence_pause", 0.5))
     grids = pd.DataFrame([make_tr_grid(r.story, r.n_trs_total, r.tr, r.t0, params.get("trim_start", 0),
                                        params.get("trim_end", 0)) for r in raw.itertuples()])
-    check_words_fit_grid(words, grids, source=f"{study.name} study at {study.root}")
+    check_words_fit_grid(words, grids, source=f"{study.name} study at {study.root}",
+                         tolerance=params.get("word_end_tolerance"))
     log.info("%d stories, %d words, %d kept TRs", len(grids), len(words), int(grids["n_trs"].sum()))
     return words, grids
 
@@ -87,7 +88,8 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
     if params.get("atlases"):
         targets = apply_atlases(targets, params["atlases"], study.reference_image(subject))
     kept, keep, excl = clean_responses(data, grids, targets["target"].tolist(), subject,
-                                       bool(params.get("detrend", True)), sources)
+                                       params.get("detrend", True), sources,
+                                       float(params.get("highpass_cutoff", 128.0)))
     if len(excl):
         n_bad = excl["target"].nunique()
         if not keep.any():
@@ -101,25 +103,65 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
     return kept, targets[keep].reset_index(drop=True), excl
 
 
-def noise_ceiling(grids: pd.DataFrame, *subject_data, subjects: list[str]) -> pd.DataFrame:
-    """Leave-one-subject-out inter-subject correlation on the targets all subjects share
-    (``method`` = ``loso_isc``; labelled as such in the table). ``subject_data`` alternates
-    responses and targets of each subject, in the order of ``subjects``."""
+def noise_ceiling(study, grids: pd.DataFrame, *subject_data, subjects: list[str]) -> pd.DataFrame:
+    """Noise ceiling per subject and target (columns subject, target, noise_ceiling, method).
+
+    A subject for which the reader has repeated presentations of a story (``study.repeats(subject)``,
+    array (n_repeats, n_trs, n_targets) over the reader's targets) gets ``repeats_ccmax``
+    (:func:`~brainalign.core.metrics.repeat_noise_ceiling`) on its kept targets; the others get the
+    leave-one-subject-out inter-subject correlation on the targets all subjects share
+    (``loso_isc``), unless the reader says its targets are not shared across subjects
+    (``targets_shared_across_subjects = False``: subject-space voxels), in which case they get
+    none (logged). ``subject_data`` alternates responses and targets of each subject, in the
+    order of ``subjects``."""
     cols = ["subject", "target", "noise_ceiling", "method"]
     pairs = [(subject_data[i], subject_data[i + 1]) for i in range(0, len(subject_data), 2)]
     names = list(subjects)
     usable = [(n, r, t) for n, (r, t) in zip(names, pairs) if len(t)]
-    if len(usable) < 2:
-        log.warning("noise ceiling: fewer than 2 usable subjects, none computed")
+    parts, done = [], set()
+    get_repeats = getattr(study, "repeats", None)
+    for name, _, tgt in usable:
+        reps = get_repeats(name) if get_repeats is not None else None
+        if reps is None:
+            continue
+        _, all_targets, _ = study.responses(name, stories=grids["story"].tolist())
+        if reps.shape[-1] != len(all_targets):
+            raise ValueError(f"subject {name}: repeats have {reps.shape[-1]} targets but the responses "
+                             f"{len(all_targets)}")
+        pos = pd.Index(all_targets["target"]).get_indexer(tgt["target"])
+        if (pos < 0).any():
+            raise ValueError(f"subject {name}: targets {tgt['target'][pos < 0].tolist()[:5]} are not "
+                             f"among the reader's targets; the responses and the repeats disagree")
+        reps = reps[:, :, pos]
+        finite = np.isfinite(reps).all(axis=(0, 1))
+        if not finite.all():
+            log.warning("noise ceiling of subject %s: %d targets have non-finite repeats and get no "
+                        "ceiling", name, int((~finite).sum()))
+        cc = repeat_noise_ceiling(reps[:, :, finite])
+        parts.append(pd.DataFrame({"subject": name, "target": tgt["target"].to_numpy()[finite],
+                                   "noise_ceiling": cc, "method": "repeats_ccmax"}))
+        log.info("noise ceiling of subject %s from %d repeats (repeats_ccmax)", name, reps.shape[0])
+        done.add(name)
+    rest = [n for n, _, _ in usable if n not in done]
+    if rest and not getattr(study, "targets_shared_across_subjects", True):
+        log.warning("noise ceiling: subjects %s have no repeats, and the targets of the %s study are "
+                    "each subject's own (no inter-subject ceiling); none computed for them", rest,
+                    getattr(study, "name", "?"))
+    elif rest and len(usable) < 2:
+        log.warning("noise ceiling: fewer than 2 usable subjects, none computed for %s", rest)
+    elif rest:
+        common = set.intersection(*(set(t["target"]) for _, _, t in usable))
+        common = [t for t in usable[0][2]["target"] if t in common]
+        stories = grids["story"].tolist()
+        mats = []
+        for _, resp, tgt in usable:
+            pos = pd.Index(tgt["target"]).get_indexer(common)
+            mats.append(np.concatenate([np.asarray(resp[s])[:, pos] for s in stories]))
+        isc = loso_isc(mats)
+        for (n, _, _), row in zip(usable, isc):
+            if n in rest:
+                parts.append(pd.DataFrame({"subject": n, "target": common, "noise_ceiling": row,
+                                           "method": "loso_isc"}))
+    if not parts:
         return pd.DataFrame(columns=cols)
-    common = set.intersection(*(set(t["target"]) for _, _, t in usable))
-    common = [t for t in usable[0][2]["target"] if t in common]
-    stories = grids["story"].tolist()
-    mats = []
-    for _, resp, tgt in usable:
-        pos = pd.Index(tgt["target"]).get_indexer(common)
-        mats.append(np.concatenate([np.asarray(resp[s])[:, pos] for s in stories]))
-    isc = loso_isc(mats)
-    return pd.DataFrame({"subject": np.repeat([n for n, _, _ in usable], len(common)),
-                         "target": common * len(usable), "noise_ceiling": isc.ravel(),
-                         "method": "loso_isc"})[cols]
+    return pd.concat(parts, ignore_index=True)[cols]

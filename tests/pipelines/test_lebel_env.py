@@ -1,0 +1,69 @@
+"""``kedro run --env lebel`` on a tiny ds003020 fixture (tests/lebel_fixture.py: 2 subjects,
+3 stories of 160 words, 12 voxels of which 5 follow the word rate and 7 are pure noise; UTS01 has
+4 repeats of the test story). Checks: the score table is complete and finite, planted voxels
+score above noise voxels (a planted truth), and the noise ceiling of UTS01 comes from its repeats."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from lebel_fixture import N_VOXELS, NOISE, PLANTED, STORIES, SUBJECTS, write_lebel_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_lebel_env_run(tmp_path):
+    study = tmp_path / "ds003020"
+    write_lebel_study(study)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", proj)
+    shutil.copytree(ROOT / "conf", proj / "conf", ignore=shutil.ignore_patterns("local"))
+    (proj / "conf" / "local").mkdir()
+    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params_file = proj / "conf" / "lebel" / "parameters.yml"
+    params = yaml.safe_load(params_file.read_text())
+    params["study"]["stories"] = list(STORIES)
+    params["layers"] = [0, 2]
+    params["conditions"] = {"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}}
+    params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
+    params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
+    params_file.write_text(yaml.safe_dump(params))
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_LEBEL_DIR=str(study), COLUMNS="400",
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "lebel"], cwd=proj, env=env,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+
+    out = proj / "data" / "lebel"
+    scores = pd.read_parquet(out / "07_model_output" / "encoding_scores.parquet")
+    assert set(scores["subject"]) == set(SUBJECTS) and set(scores["layer"]) == {0, 2}
+    assert set(scores["dataset"]) == {"lebel"} and set(scores["roi"]) == {"cortex"}
+    for _, g in scores.groupby(["subject", "layer"]):
+        assert sorted(g["target"]) == sorted(f"v{k}" for k in range(N_VOXELS))
+    assert not scores[["r", "r2", "alpha", "r_null"]].isna().any().any()
+    # the planted word-rate voxels are predicted, the pure-noise voxels are not
+    planted = scores[scores.target.isin([f"v{k}" for k in PLANTED])]["r"]
+    noise = scores[scores.target.isin([f"v{k}" for k in NOISE])]["r"]
+    assert planted.mean() > 0.3 and planted.mean() > noise.mean() + 0.25, (planted.mean(), noise.mean())
+
+    summary = pd.read_csv(out / "08_reporting" / "roi_summary.csv")
+    assert set(summary["roi"]) == {"cortex"} and (summary["n_subjects"] == 2).all()
+    assert np.isfinite(summary[["mean_r", "mean_noise_ceiling"]]).all().all()
+    assert summary.set_index("layer").loc[2, "mean_r"] == pytest.approx(
+        scores[scores.layer == 2].groupby("subject")["r"].mean().mean(), abs=1e-9)
+
+    nc = pd.read_parquet(out / "03_primary" / "noise_ceiling.parquet")
+    assert set(nc["subject"]) == {"UTS01"} and set(nc["method"]) == {"repeats_ccmax"}
+    ceil = nc.set_index("target")["noise_ceiling"]
+    assert ceil[[f"v{k}" for k in PLANTED]].min() > ceil[[f"v{k}" for k in NOISE]].max()
+    assert "noise ceiling of subject UTS01 from 4 repeats" in log
