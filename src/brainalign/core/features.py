@@ -4,10 +4,21 @@ Model registry: ``MODELS`` maps a short name to a function returning a local pat
 Anything not in the registry is passed to ``transformers`` as a hub name or local directory.
 
 Feature extraction: for word ``i`` of a story the model reads the window of the
-``context_words`` preceding words plus word ``i`` (the context never crosses a story boundary);
-the word's feature at each layer is the mean of the hidden states of its sub-tokens in that
-window. All layers come from one forward pass per window (``output_hidden_states``); windows are
-batched. Layer 0 is the embedding layer, layer ``k`` the output of block ``k``.
+``context_words`` preceding words plus word ``i`` (the context never crosses a story boundary;
+with ``groups`` - e.g. sentence ids - it does not cross a group boundary either); the word's
+feature at each layer is the mean of the hidden states of its sub-tokens in that window. All
+layers come from one forward pass per window (``output_hidden_states``); windows are batched.
+Layer 0 is the embedding layer, layer ``k`` the output of block ``k``.
+
+Words are handed to the tokenizer either as a list (``separator=None``, the default:
+``is_split_into_words=True``, sub-tokens mapped to words by ``word_ids``) or joined into one
+string with ``separator`` (``""`` for Chinese/Japanese, whose text has no spaces between words;
+sub-tokens mapped to words by their character offsets, a sub-token belonging to every word its
+character span overlaps). For WordPiece tokenizers that split CJK characters (BERT-style Chinese
+models) both give the same tokens; for byte-level BPE tokenizers only the joined form avoids the
+spaces that ``is_split_into_words`` puts between words.
+
+Sentence embeddings: :func:`pool_by_group` averages the word features of each group (sentence).
 """
 from __future__ import annotations
 
@@ -94,14 +105,72 @@ def n_layers(model) -> int:
     return int(model.config.num_hidden_layers) + 1
 
 
-def _windows(words: list[str], context_words: int) -> list[list[str]]:
-    return [words[max(0, i - context_words): i + 1] for i in range(len(words))]
+def window_starts(n_words: int, context_words: int, groups=None) -> np.ndarray:
+    """Index of the first word of each word's window.
+
+    Parameters
+    ----------
+    n_words : words in the story.
+    context_words : preceding words in a window.
+    groups : optional array of shape (n_words,) (e.g. sentence ids): a window never reaches back
+        past a change of group id, so it holds only words of the word's own (contiguous) group.
+
+    Returns
+    -------
+    int array of shape (n_words,): word ``i``'s window is ``words[start[i]: i + 1]``.
+    """
+    idx = np.arange(n_words)
+    starts = np.maximum(0, idx - int(context_words))
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n_words,):
+            raise ValueError(f"groups has shape {groups.shape}, expected ({n_words},): one group id per word")
+        change = np.r_[True, groups[1:] != groups[:-1]] if n_words else np.zeros(0, bool)
+        group_start = np.maximum.accumulate(np.where(change, idx, 0)) if n_words else idx
+        starts = np.maximum(starts, group_start)
+    return starts
+
+
+def _windows(words: list[str], context_words: int, groups=None) -> list[list[str]]:
+    starts = window_starts(len(words), context_words, groups)
+    return [words[int(s): i + 1] for i, s in enumerate(starts)]
+
+
+def pool_by_group(features: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the rows of ``features`` per group (e.g. word features -> sentence embeddings).
+
+    Parameters
+    ----------
+    features : array of shape (n_words, dim).
+    groups : array of shape (n_words,), the group id of each row (any sortable ids).
+
+    Returns
+    -------
+    ids : array of shape (n_groups,), the group ids in the order of their first row.
+    pooled : float32 array of shape (n_groups, dim); row g is the mean of the rows of group ids[g].
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2D (n_words, dim), got shape {x.shape}")
+    groups = np.asarray(groups)
+    if groups.shape != (x.shape[0],):
+        raise ValueError(f"{x.shape[0]} feature rows but {groups.shape} group ids")
+    uniq, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")              # groups in order of appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    g = rank[inverse.ravel()]
+    sums = np.zeros((len(uniq), x.shape[1]))
+    np.add.at(sums, g, x)
+    counts = np.bincount(g, minlength=len(uniq))
+    return uniq[order], (sums / counts[:, None]).astype(np.float32)
 
 
 def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
                           context_words: int = 20, batch_size: int = 64,
                           max_tokens: int | None = None, progress: bool = False,
-                          desc: str = "windows") -> dict[int, np.ndarray]:
+                          desc: str = "windows", groups=None,
+                          separator: str | None = None) -> dict[int, np.ndarray]:
     """Contextual features of every word of one story at the requested layers.
 
     Parameters
@@ -113,6 +182,11 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     batch_size : windows per forward pass.
     max_tokens : longest window in tokens (default: the model's limit); longer windows lose
         their earliest words.
+    groups : optional array of shape (n_words,), e.g. sentence ids: windows stay inside the
+        word's group (:func:`window_starts`).
+    separator : None (default): words are given to the tokenizer as a list
+        (``is_split_into_words``); a string (``""`` for CJK text, ``" "``): the window's words are
+        joined with it and sub-tokens are mapped to words by character offsets.
 
     Returns
     -------
@@ -127,15 +201,13 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     limit = max_tokens or min(int(getattr(tokenizer, "model_max_length", 512) or 512),
                               int(getattr(model.config, "max_position_embeddings", 512) or 512))
     device = next(model.parameters()).device
-    windows = _windows(list(map(str, words)), context_words)
+    windows = _windows(list(map(str, words)), context_words, groups)
     out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}
     for start in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress):
         batch = windows[start:start + batch_size]
-        enc = _encode(tokenizer, batch, limit)
-        word_ids = [[-1 if w is None else w for w in enc.word_ids(b)] for b in range(len(batch))]
-        last = torch.tensor([[w == len(win) - 1 for w in ids]
-                             for ids, win in zip(word_ids, enc["_windows"])], dtype=torch.float32)
-        inputs = {k: v.to(device) for k, v in enc.items() if k != "_windows"}
+        enc = _encode(tokenizer, batch, limit, separator)
+        last = torch.tensor(_last_word_mask(enc, separator), dtype=torch.float32)
+        inputs = {k: v.to(device) for k, v in enc.items() if not k.startswith("_") and k != "offset_mapping"}
         with torch.no_grad():
             hidden = model(**inputs, output_hidden_states=True).hidden_states
         weights = (last / last.sum(1, keepdim=True).clamp(min=1)).to(device)
@@ -145,12 +217,17 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     return out
 
 
-def _encode(tokenizer, batch: list[list[str]], limit: int):
-    """Tokenise word windows; drop leading words of windows over ``limit`` tokens."""
+def _encode(tokenizer, batch: list[list[str]], limit: int, separator: str | None = None):
+    """Tokenise word windows (as word lists, or joined with ``separator``); drop leading words
+    of windows over ``limit`` tokens."""
     batch = [list(w) for w in batch]
     while True:
-        enc = tokenizer(batch, is_split_into_words=True, padding=True, return_tensors="pt",
-                        truncation=False)
+        if separator is None:
+            enc = tokenizer(batch, is_split_into_words=True, padding=True, return_tensors="pt",
+                            truncation=False)
+        else:
+            enc = tokenizer([separator.join(w) for w in batch], padding=True, return_tensors="pt",
+                            truncation=False, return_offsets_mapping=True)
         lengths = enc["attention_mask"].sum(1)
         too_long = [b for b in range(len(batch)) if int(lengths[b]) > limit]
         if not too_long:
@@ -163,9 +240,30 @@ def _encode(tokenizer, batch: list[list[str]], limit: int):
     return enc
 
 
-def feature_key(model: str, context_words: int, story: str, words: list[str]) -> str:
-    """Cache key of a story's word features: model, context and the exact words."""
-    h = hashlib.sha1(json.dumps([model, int(context_words), story, list(map(str, words))]).encode())
+def _last_word_mask(enc, separator: str | None) -> list[list[bool]]:
+    """Per window and token: whether the token belongs to the window's last word."""
+    windows = enc["_windows"]
+    if separator is None:
+        return [[w is not None and w == len(win) - 1 for w in enc.word_ids(b)]
+                for b, win in enumerate(windows)]
+    out = []
+    for b, win in enumerate(windows):
+        start = sum(len(w) for w in win[:-1]) + len(separator) * (len(win) - 1)
+        end = start + len(win[-1])
+        spans = enc["offset_mapping"][b].tolist()
+        mask = enc["attention_mask"][b].tolist()
+        out.append([bool(m) and s < end and e > start and e > s for (s, e), m in zip(spans, mask)])
+    return out
+
+
+def feature_key(model: str, context_words: int, story: str, words: list[str], groups=None,
+                separator: str | None = None) -> str:
+    """Cache key of a story's word features: model, context, the exact words and, when given,
+    the window groups (sentence ids) and the word separator (keys without them are unchanged)."""
+    parts = [model, int(context_words), story, list(map(str, words))]
+    if groups is not None or separator is not None:
+        parts += [None if groups is None else [str(g) for g in np.asarray(groups).tolist()], separator]
+    h = hashlib.sha1(json.dumps(parts).encode())
     return h.hexdigest()[:16]
 
 

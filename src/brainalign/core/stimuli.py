@@ -22,7 +22,8 @@ import pandas as pd
 WORD_COLUMNS = ["story", "word_index", "word", "onset", "offset", "sentence_id"]
 GRID_COLUMNS = ["story", "n_trs_total", "tr", "t0", "trim_start", "trim_end", "n_trs"]
 PAUSE_LABELS = frozenset({"", "sp", "sil", "<sil>", "{sl}", "{lg}", "{ns}", "sp1"})
-_SENTENCE_END = re.compile(r"[.!?]['\")\]]*$")
+# sentence-final punctuation (ASCII and CJK full-width), optionally followed by closing quotes/brackets
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\uff0e]['\")\]\u201d\u2019\u300d\u300f\uff09\u300b]*$")
 
 
 class StimulusError(ValueError):
@@ -198,14 +199,27 @@ def assign_sentences(words: pd.DataFrame, pause_threshold: float = 0.5) -> np.nd
 
 
 def build_words_table(stories: dict[str, pd.DataFrame], pause_threshold: float = 0.5) -> pd.DataFrame:
-    """Concatenate per-story word timings into the ``words`` contract table."""
+    """Concatenate per-story word timings into the ``words`` contract table.
+
+    Sentence ids come from :func:`assign_sentences`, unless a story's table already has a
+    ``sentence_id`` column (reader-provided, e.g. one sentence per stimulus): then it is kept
+    (integers, no missing values).
+    """
     parts = []
     for story, df in stories.items():
         df = df.sort_values("onset", kind="stable").reset_index(drop=True)
+        if "sentence_id" in df.columns:
+            sid = pd.to_numeric(df["sentence_id"], errors="coerce")
+            if sid.isna().any() or (sid != np.round(sid)).any():
+                raise StimulusError(f"story {story}: the reader's sentence_id column has missing or "
+                                    "non-integer values")
+            sentence_id = sid.to_numpy().astype(np.int64)
+        else:
+            sentence_id = assign_sentences(df, pause_threshold)
         parts.append(pd.DataFrame({
             "story": story, "word_index": np.arange(len(df)), "word": df["word"].astype(str),
             "onset": df["onset"].astype(float), "offset": df["offset"].astype(float),
-            "sentence_id": assign_sentences(df, pause_threshold)}))
+            "sentence_id": sentence_id}))
     return pd.concat(parts, ignore_index=True)[WORD_COLUMNS]
 
 

@@ -22,6 +22,8 @@ from .bids import BidsReader
 from .bids_volume import BidsVolumeReader
 from .lebel import LebelReader
 from .narratives import NarrativesReader
+from .pereira import PereiraReader
+from .smn4lang import Smn4langReader
 
 READERS: dict[str, type[StudyReader]] = {
     "bids_volume": BidsVolumeReader,
@@ -29,6 +31,8 @@ READERS: dict[str, type[StudyReader]] = {
     "lebel": LebelReader,
     "narratives": NarrativesReader,
     "bids": BidsReader,
+    "pereira": PereiraReader,
+    "smn4lang": Smn4langReader,
 }
 
 
