@@ -1,7 +1,8 @@
 """Shared by the end-to-end tests: a throw-away copy of the project and ``kedro run`` in it.
 
 ``copy_project(dest, env, update)`` copies pyproject.toml, conf/ (without conf/local) and src/
-to ``dest`` and lets ``update(params)`` edit ``conf/<env>/parameters.yml`` in place;
+to ``dest`` and lets ``update(params)`` edit ``conf/<env>/parameters.yml`` in place (``edit_yaml`` does
+the same for any other YAML file);
 ``run_kedro(project, *args, env_vars=...)`` runs ``python -m kedro`` there with telemetry off, a
 SQLite MLflow store inside the copy and wide log lines, and fails the test with the log's tail.
 """
@@ -27,11 +28,15 @@ def copy_project(dest: Path, env: str | None = None, update: Callable[[dict], No
     (dest / "conf" / "local").mkdir()
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     if update is not None:
-        path = dest / "conf" / (env or "base") / "parameters.yml"
-        params = yaml.safe_load(path.read_text()) if path.exists() else {}
-        update(params)
-        path.write_text(yaml.safe_dump(params))
+        edit_yaml(dest / "conf" / (env or "base") / "parameters.yml", update)
     return dest
+
+
+def edit_yaml(path: Path, update: Callable[[dict], None]) -> None:
+    """Lets ``update(data)`` edit the YAML file at ``path`` (``{}`` where it is missing) in place."""
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    update(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
 
 
 def run_kedro(project: Path, *args: str, env_vars: dict | None = None,

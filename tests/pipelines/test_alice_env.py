@@ -2,16 +2,12 @@
 keep the suite short): every ROI gets a finite mean r, and s33 is excluded with a log line."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro_project import copy_project, run_kedro
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = ROOT.parent / "shared" / "data" / "alice2016"
@@ -21,21 +17,13 @@ ROIS = {"LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"}
 @pytest.mark.slow
 @pytest.mark.skipif(not ALICE.is_dir(), reason=f"real data not found at {ALICE}")
 def test_alice_env_run(tmp_path):
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params_file = tmp_path / "conf" / "alice" / "parameters.yml"
-    params = yaml.safe_load(params_file.read_text())
-    params["study"]["subjects"] = ["s18", "s22", "s33"]
-    params["layers"] = [2]
-    params_file.write_text(yaml.safe_dump(params))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_ALICE_DIR=str(ALICE), COLUMNS="400",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "alice"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    def subset(params):
+        params["study"]["subjects"] = ["s18", "s22", "s33"]
+        params["layers"] = [2]
+
+    copy_project(tmp_path, "alice", subset)
+    proc = run_kedro(tmp_path, "run", "--env", "alice", env_vars={"BRAINALIGN_ALICE_DIR": str(ALICE)})
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
     assert "subject s33 excluded" in log
     report = tmp_path / "data" / "alice" / "08_reporting"
     excl = pd.read_csv(report / "exclusions.csv")

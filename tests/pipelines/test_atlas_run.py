@@ -3,17 +3,13 @@ study (placed in MNI space over the left perisylvian cortex): ROI summaries per 
 glass-brain and surface PNGs."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro_project import copy_project, run_kedro
 
 ROOT = Path(__file__).resolve().parents[2]
 PARCELS = ROOT.parent / "shared" / "data" / "language_parcels"
@@ -22,20 +18,12 @@ PARCELS = ROOT.parent / "shared" / "data" / "language_parcels"
 @pytest.mark.slow
 @pytest.mark.skipif(not PARCELS.is_dir(), reason=f"language parcels not found at {PARCELS}")
 def test_language_parcels_on_the_simulated_mni_study(tmp_path):
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    pfile = tmp_path / "conf" / "test" / "parameters.yml"
-    params = yaml.safe_load(pfile.read_text())
-    params["study"] = {"atlases": [{"kind": "language_parcels", "path": str(PARCELS)}]}
-    params["layers"] = [4]
-    pfile.write_text(yaml.safe_dump(params))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", COLUMNS="400", PYTHONWARNINGS="ignore",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    def parcels(params):
+        params["study"] = {"atlases": [{"kind": "language_parcels", "path": str(PARCELS)}]}
+        params["layers"] = [4]
+
+    copy_project(tmp_path, "test", parcels)
+    run_kedro(tmp_path, "run", "--env", "test")
     data = tmp_path / "data"
     targets = pd.read_parquet(data / "03_primary" / "targets" / "sub-01.parquet")
     # independent: each voxel centre in MNI mm, looked up in the 2 mm parcel image by hand

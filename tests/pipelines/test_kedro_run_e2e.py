@@ -7,38 +7,19 @@ nothing into the checkout; the installed package is the one under test.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from kedro_project import copy_project, run_kedro
 
-ROOT = Path(__file__).resolve().parents[2]
-KEDRO = [sys.executable, "-m", "kedro"]
 pytestmark = pytest.mark.slow
-
-
-def _kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", MLFLOW_TRACKING_URI=f"sqlite:///{project}/mlflow.db",
-               PYTHONWARNINGS="ignore", COLUMNS="400")
-    env.pop("KEDRO_ENV", None)
-    proc = subprocess.run(KEDRO + list(args), cwd=project, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"kedro {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "pyproject.toml", dest)
-    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    _kedro(dest, "run", "--env", "test")
+    dest = copy_project(tmp_path_factory.mktemp("project"))
+    run_kedro(dest, "run", "--env", "test")
     return dest
 
 
@@ -77,7 +58,7 @@ def test_only_missing_outputs_resumes_a_deleted_cell(project):
     other = project / "data/07_model_output/cells/sub-01/pretrained/layer_0.parquet"
     other_mtime = other.stat().st_mtime_ns
     cell.unlink()
-    proc = _kedro(project, "run", "--env", "test", "--only-missing-outputs")
+    proc = run_kedro(project, "run", "--env", "test", "--only-missing-outputs")
     log = proc.stdout + proc.stderr
     ran = [line for line in log.splitlines() if "Running node:" in line]
     assert len(ran) == 1 and "sub-02.pretrained.layer_4.scores" in ran[0], ran
@@ -87,7 +68,7 @@ def test_only_missing_outputs_resumes_a_deleted_cell(project):
 
 
 def test_one_namespace_runs_alone(project):
-    proc = _kedro(project, "run", "--env", "test", "--pipeline", "encoding", "--namespaces",
+    proc = run_kedro(project, "run", "--env", "test", "--pipeline", "encoding", "--namespaces",
                   "sub-01.pretrained.layer_0")
     log = proc.stdout + proc.stderr
     ran = [line for line in log.splitlines() if "Running node:" in line]
@@ -95,7 +76,7 @@ def test_one_namespace_runs_alone(project):
 
 
 def test_viz_build_shows_every_registered_pipeline(project):
-    _kedro(project, "viz", "build", timeout=300)
+    run_kedro(project, "viz", "build", timeout=300)
     built = {p.name for p in (project / "build/api/pipelines").iterdir()}
     assert {"__default__", "data_prep", "embedding", "encoding", "analysis"} <= built
     main = json.loads((project / "build/api/main").read_text())

@@ -4,45 +4,28 @@
 score above noise voxels (a planted truth), and the noise ceiling of UTS01 comes from its repeats."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro_project import copy_project, run_kedro
 from lebel_fixture import N_VOXELS, NOISE, PLANTED, STORIES, SUBJECTS, write_lebel_study
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_lebel_env_run(tmp_path):
     study = tmp_path / "ds003020"
     write_lebel_study(study)
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", proj)
-    shutil.copytree(ROOT / "conf", proj / "conf", ignore=shutil.ignore_patterns("local"))
-    (proj / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params_file = proj / "conf" / "lebel" / "parameters.yml"
-    params = yaml.safe_load(params_file.read_text())
-    params["study"]["stories"] = list(STORIES)
-    params["layers"] = [0, 2]
-    params["conditions"] = {"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}}
-    params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
-    params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
-    params_file.write_text(yaml.safe_dump(params))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_LEBEL_DIR=str(study), COLUMNS="400",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "lebel"], cwd=proj, env=env,
-                          capture_output=True, text=True, timeout=600)
+
+    def small(params):
+        params["study"]["stories"] = list(STORIES)
+        params["layers"] = [0, 2]
+        params["conditions"] = {"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}}
+        params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
+        params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
+
+    proj = copy_project(tmp_path / "proj", "lebel", small)
+    proc = run_kedro(proj, "run", "--env", "lebel", env_vars={"BRAINALIGN_LEBEL_DIR": str(study)})
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
 
     out = proj / "data" / "lebel"
     scores = pd.read_parquet(out / "07_model_output" / "encoding_scores.parquet")

@@ -5,53 +5,33 @@ the voxels) must be found: those voxels score far above the pure-noise ones. The
 fsaverage-style surfaces (30 + 26 vertices) runs too, with vertex targets."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from bids_fixtures import surface_layout, volume_layout, write_narratives
+from kedro_project import copy_project, edit_yaml, run_kedro
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _project(tmp_path: Path, env: str) -> Path:
-    dest = tmp_path / "project"
-    dest.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", dest)
-    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params_file = dest / "conf" / env / "parameters.yml"
-    params = yaml.safe_load(params_file.read_text())
+def _small(params: dict) -> None:
     params.update(layers=[0, 2], conditions={"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}})
     params["encoding"] = {"alphas": {"low": 0.1, "high": 1.0e5, "n": 7},
                           "null_model": {"enabled": True, "min_shift": 15}}
-    params_file.write_text(yaml.safe_dump(params))
-    return dest
 
 
 def _run(tmp_path: Path, spaces: tuple[str, ...], options: dict) -> tuple:
     plant = write_narratives(tmp_path / "ds002345", spaces=spaces)
-    project = _project(tmp_path, "narratives")
-    glob_file = project / "conf" / "narratives" / "globals.yml"
-    globs = yaml.safe_load(glob_file.read_text())
-    globs["study_options"].update(tasks=None, **options)  # tasks: every task with data and an align.json
-    glob_file.write_text(yaml.safe_dump(globs))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_NARRATIVES_DIR=str(plant.root), COLUMNS="400",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
-    env.pop("KEDRO_ENV", None)
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "narratives"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=600)
+    project = copy_project(tmp_path / "project", "narratives", _small)
+    # tasks: every task with data and an align.json
+    edit_yaml(project / "conf" / "narratives" / "globals.yml",
+              lambda globs: globs["study_options"].update(tasks=None, **options))
+    proc = run_kedro(project, "run", "--env", "narratives",
+                     env_vars={"BRAINALIGN_NARRATIVES_DIR": str(plant.root)})
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
     return plant, project, log
 
 

@@ -8,42 +8,25 @@ the sentence features are one row per sentence (box downsampling, no delays, no 
 words table keeps the reader's sentence ids, and the ROI summary is the mean over subjects."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro_project import copy_project, run_kedro
 from pereira_fixture import EXPECTED, NOISE, PLANTED, SUBJECTS, make_sentences, write_pereira_study
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_pereira_env_run(tmp_path):
     study = write_pereira_study(tmp_path / "pereira2018")
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", proj)
-    shutil.copytree(ROOT / "conf", proj / "conf", ignore=shutil.ignore_patterns("local"))
-    (proj / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params_file = proj / "conf" / "pereira" / "parameters.yml"
-    params = yaml.safe_load(params_file.read_text())
-    params["layers"] = [0, 4]
-    params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
-    params["encoding"]["null_model"] = {"enabled": True, "min_shift": 10}
-    params_file.write_text(yaml.safe_dump(params))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_PEREIRA_DIR=str(study), COLUMNS="400",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "pereira"], cwd=proj, env=env,
-                          capture_output=True, text=True, timeout=600)
+
+    def small(params):
+        params["layers"] = [0, 4]
+        params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
+        params["encoding"]["null_model"] = {"enabled": True, "min_shift": 10}
+
+    proj = copy_project(tmp_path / "proj", "pereira", small)
+    proc = run_kedro(proj, "run", "--env", "pereira", env_vars={"BRAINALIGN_PEREIRA_DIR": str(study)})
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
     assert "atlas 'visual' labels no voxel" in log
 
     out = proj / "data" / "pereira"

@@ -10,20 +10,12 @@ finite, planted voxels score above noise voxels, the sentence features are HRF-c
 events, and the brain maps are written on the data's grid."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro_project import copy_project, run_kedro
 from smn4lang_fixture import CHARS, NOISE, PLANTED, STORIES, SUBJECTS, VOLUME, write_smn4lang_study
 from tiny_bert import make_tiny_bert
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _target(flat: int) -> str:
@@ -35,25 +27,15 @@ def _target(flat: int) -> str:
 def test_smn4lang_env_run(tmp_path):
     study = write_smn4lang_study(tmp_path / "ds004078")
     model_dir = make_tiny_bert(tmp_path / "tiny-chinese-bert", CHARS + "，。")
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", proj)
-    shutil.copytree(ROOT / "conf", proj / "conf", ignore=shutil.ignore_patterns("local"))
-    (proj / "conf" / "local").mkdir()
-    shutil.copytree(ROOT / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params_file = proj / "conf" / "smn4lang" / "parameters.yml"
-    params = yaml.safe_load(params_file.read_text())
-    params["layers"] = [0, 2]
-    params["conditions"] = {"pretrained": {"model": str(model_dir), "context_words": 20}}
-    params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
-    params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
-    params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", BRAINALIGN_SMN4LANG_DIR=str(study), COLUMNS="400",
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "smn4lang"], cwd=proj, env=env,
-                          capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
+
+    def small(params):
+        params["layers"] = [0, 2]
+        params["conditions"] = {"pretrained": {"model": str(model_dir), "context_words": 20}}
+        params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
+        params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
+
+    proj = copy_project(tmp_path / "proj", "smn4lang", small)
+    run_kedro(proj, "run", "--env", "smn4lang", env_vars={"BRAINALIGN_SMN4LANG_DIR": str(study)})
 
     out = proj / "data" / "smn4lang"
     words = pd.read_parquet(out / "02_intermediate" / "words.parquet")
