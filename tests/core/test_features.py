@@ -209,3 +209,18 @@ def test_feature_key_changes_with_words_context_model_story():
     }
     assert key not in others
     assert len(others) == 5
+
+
+def test_word_without_subtokens_is_named_and_takes_the_previous_words_features(reference, caplog):
+    tok, model = reference
+    words = ["the", "old", "\u200b", "\u200b", "lighthouse", "keeper"]  # zero-width spaces: no tokens
+    with caplog.at_level(logging.WARNING, logger="brainalign.core.features"):
+        got = F.extract_word_features(words, tok, model, [0, 3], context_words=5, desc="story lighthouse")
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "story lighthouse" in msg and "2 words have no sub-tokens" in msg and "2: '\\u200b'" in msg
+    for layer in (0, 3):
+        np.testing.assert_array_equal(got[layer][2], got[layer][1])
+        np.testing.assert_array_equal(got[layer][3], got[layer][1])
+        assert np.abs(got[layer][1]).max() > 0
+        # the words with tokens are unaffected: checked against the direct computation
+        np.testing.assert_allclose(got[layer][4], _reference_feature(tok, model, words[:5], layer), atol=1e-4)

@@ -135,3 +135,32 @@ def test_r2_inexact_constant_truth_is_zero():
     a = np.tile(rng.uniform(1, 1000, 20), (300, 1))
     b = rng.standard_normal((300, 20))
     np.testing.assert_array_equal(r2_score(a, b), 0.0)
+
+
+def test_loso_isc_in_target_batches_reads_only_batches_and_matches_scipy():
+    from brainalign.core.ridge import StackedRows
+
+    rng = np.random.default_rng(7)
+    shared = rng.standard_normal((40, 23))
+    subs = [shared + rng.standard_normal((40, 23)) * (s + 1) for s in range(3)]
+    seen = []
+
+    class Recorder:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype = a, a.shape, a.dtype
+
+        def __getitem__(self, key):
+            seen.append(len(np.arange(self.shape[1])[key[1]]))
+            return self.a[key]
+
+    # each subject's responses as two "stories" read lazily through a column subset
+    cols = rng.permutation(23)[:17]
+    views = [StackedRows([Recorder(x[:25]), Recorder(x[25:])], ["a", "b"], columns=cols) for x in subs]
+    got = loso_isc(views, target_batch=5)
+    assert got.shape == (3, 17) and max(seen) <= 5
+    for s in range(3):
+        others = np.mean([subs[o][:, cols] for o in range(3) if o != s], axis=0)
+        ref = [stats.pearsonr(subs[s][:, cols[j]], others[:, j])[0] for j in range(17)]
+        np.testing.assert_allclose(got[s], ref, atol=1e-10)
+    with pytest.raises(ValueError, match="one shape"):
+        loso_isc([subs[0], subs[1][:30]])

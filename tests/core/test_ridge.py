@@ -406,3 +406,42 @@ def test_null_model_equals_a_fit_on_rolled_responses():
     real = cross_validated_encoding(X, Y, folds, story, alphas=alphas, dtype="float64")
     # the planted signal is strong; the null breaks its alignment with the features
     assert real.r.mean() > 0.5 and abs(a.r.mean()) < 0.2
+
+
+def test_stacked_rows_is_the_lazy_concatenation_and_encoding_reads_target_batches(tmp_path):
+    from brainalign.core.folds import leave_stories_out
+    from brainalign.core.ridge import StackedRows
+
+    rng = np.random.default_rng(11)
+    parts = []
+    for i, n in enumerate((40, 35, 45)):
+        np.save(tmp_path / f"s{i}.npy", rng.standard_normal((n, 30)).astype(np.float32))
+        parts.append(np.load(tmp_path / f"s{i}.npy", mmap_mode="r"))
+    full = np.concatenate([np.asarray(p) for p in parts])
+    stack = StackedRows(parts, ["s0", "s1", "s2"])
+    assert stack.shape == full.shape
+    np.testing.assert_array_equal(stack[:, 3:9], full[:, 3:9])
+    np.testing.assert_array_equal(stack[10:50, 4], full[10:50, 4])
+    np.testing.assert_array_equal(np.asarray(stack), full)
+    sub = StackedRows(parts, columns=[5, 2, 29])
+    np.testing.assert_array_equal(sub[:, 1:], full[:, [2, 29]])
+    with pytest.raises(ValueError, match="differ in their targets"):
+        StackedRows([parts[0], parts[1][:, :10]], ["s0", "s1"])
+    with pytest.raises(IndexError, match="out of range"):
+        StackedRows(parts, columns=[30])
+
+    widths = []
+
+    class Spy(StackedRows):
+        def __getitem__(self, key):
+            widths.append(len(np.arange(self.shape[1])[key[1]]))
+            return super().__getitem__(key)
+
+    X = rng.standard_normal((120, 10)).astype(np.float32)
+    folds = leave_stories_out([40, 35, 45])
+    story = np.repeat([0, 1, 2], [40, 35, 45])
+    lazy = cross_validated_encoding(X, Spy(parts), folds, story, target_batch=7)
+    eager = cross_validated_encoding(X, full, folds, story, target_batch=7)
+    assert max(widths) <= 7
+    np.testing.assert_array_equal(lazy.r, eager.r)
+    np.testing.assert_array_equal(lazy.alpha, eager.alpha)

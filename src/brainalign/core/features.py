@@ -190,7 +190,9 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
 
     Returns
     -------
-    dict layer -> float32 array of shape (n_words, hidden_size)
+    dict layer -> float32 array of shape (n_words, hidden_size). A word the tokenizer turns into
+    no sub-token (e.g. a stray control character) takes the features of the word before it,
+    with a warning naming ``desc`` and the words.
     """
     import torch
 
@@ -203,6 +205,7 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     device = next(model.parameters()).device
     windows = _windows(list(map(str, words)), context_words, groups)
     out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}
+    empty: list[int] = []  # words that the tokenizer turns into no sub-token
     for start in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress):
         batch = windows[start:start + batch_size]
         enc = _encode(tokenizer, batch, limit, separator)
@@ -210,10 +213,20 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
         inputs = {k: v.to(device) for k, v in enc.items() if not k.startswith("_") and k != "offset_mapping"}
         with torch.no_grad():
             hidden = model(**inputs, output_hidden_states=True).hidden_states
-        weights = (last / last.sum(1, keepdim=True).clamp(min=1)).to(device)
+        counts = last.sum(1)
+        empty.extend(start + np.flatnonzero(counts.numpy() == 0))
+        weights = (last / counts.unsqueeze(1).clamp(min=1)).to(device)
         for layer in layers:
             pooled = torch.einsum("bt,btd->bd", weights, hidden[layer].float())
             out[layer][start:start + len(batch)] = pooled.cpu().numpy()
+    if empty:
+        shown = ", ".join(f"{i}: {str(words[i])!r}" for i in empty[:10])
+        log.warning("%s: %d words have no sub-tokens under this tokenizer (index: word) %s%s; each "
+                    "takes the features of the word before it (the first word of a story: zeros)",
+                    desc, len(empty), shown, " ..." if len(empty) > 10 else "")
+        for i in empty:  # ascending, so runs of empty words copy the last word with tokens
+            for layer in layers:
+                out[layer][i] = out[layer][i - 1] if i > 0 else 0.0
     return out
 
 

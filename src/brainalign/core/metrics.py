@@ -80,12 +80,16 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return out
 
 
-def loso_isc(responses: list[np.ndarray]) -> np.ndarray:
+def loso_isc(responses: list, target_batch: int = 10000) -> np.ndarray:
     """Leave-one-subject-out inter-subject correlation.
 
     Parameters
     ----------
-    responses : list over subjects of arrays of shape (n_samples, n_targets), same targets.
+    responses : list over subjects of arrays of shape (n_samples, n_targets), same targets; any
+        object with ``.shape`` and ``[:, columns]`` (a memory map, a
+        :class:`~brainalign.core.ridge.StackedRows`) is read ``target_batch`` columns at a time.
+    target_batch : targets processed at a time (bounds memory to
+        n_subjects x n_samples x target_batch float64 values).
 
     Returns
     -------
@@ -94,11 +98,19 @@ def loso_isc(responses: list[np.ndarray]) -> np.ndarray:
     """
     if len(responses) < 2:
         raise ValueError("inter-subject correlation needs at least 2 subjects")
-    stack = np.stack([np.asarray(r, np.float64) for r in responses])
-    total = stack.sum(0)
+    shapes = {tuple(np.shape(r)) for r in responses}
+    if len(shapes) != 1:
+        raise ValueError(f"inter-subject correlation needs responses of one shape; got {sorted(shapes)}")
     n = len(responses)
-    return np.stack([pearson_r(stack[s], (total - stack[s]) / (n - 1)) for s in range(n)])
-
+    n_targets = next(iter(shapes))[1]
+    out = np.zeros((n, n_targets))
+    for start in range(0, n_targets, max(1, int(target_batch))):
+        sl = slice(start, min(start + int(target_batch), n_targets))
+        stack = np.stack([np.asarray(r[:, sl], np.float64) for r in responses])
+        total = stack.sum(0)
+        for s in range(n):
+            out[s, sl] = pearson_r(stack[s], (total - stack[s]) / (n - 1))
+    return out
 
 
 def repeat_noise_ceiling(repeats: np.ndarray, target_batch: int = 10000) -> np.ndarray:

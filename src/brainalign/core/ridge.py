@@ -78,6 +78,57 @@ class EncodingResult:
     predictions: np.ndarray | None = field(default=None, repr=False)
 
 
+class StackedRows:
+    """Per-story arrays stacked along time, lazily: column batches are read story by story.
+
+    ``np.concatenate`` of memory-mapped responses would load every voxel of every story at
+    once; this view reads only the columns asked for (``stack[:, cols]``), so
+    :func:`cross_validated_encoding` keeps its memory bound of ``target_batch`` columns.
+
+    Parameters
+    ----------
+    parts : sequence of arrays of shape (n_trs_s, n_targets), e.g. memory maps, in story order.
+    names : story names, for error messages.
+    columns : optional int array of shape (n_selected,): the view shows only these columns of
+        every part, in this order.
+
+    Attributes
+    ----------
+    shape : (sum of n_trs_s, n_targets), or (sum of n_trs_s, n_selected) with ``columns``.
+    """
+
+    def __init__(self, parts, names=None, columns=None):
+        self.parts = list(parts)
+        names = list(names) if names is not None else [str(i) for i in range(len(self.parts))]
+        if not self.parts:
+            raise ValueError("no stories to stack")
+        cols = {names[i]: np.shape(a)[1] if len(np.shape(a)) == 2 else None for i, a in enumerate(self.parts)}
+        if len(set(cols.values())) != 1 or None in cols.values():
+            raise ValueError(f"responses of the stories differ in their targets (columns per story: {cols})")
+        n_cols = int(next(iter(cols.values())))
+        self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
+        if self.columns is not None and len(self.columns) and not (
+                (self.columns >= 0) & (self.columns < n_cols)).all():
+            raise IndexError(f"columns out of range for responses with {n_cols} targets")
+        self.shape = (int(sum(np.shape(a)[0] for a in self.parts)),
+                      n_cols if self.columns is None else len(self.columns))
+        self.dtype = np.result_type(*[a.dtype for a in self.parts])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if self.columns is not None:
+            cols = self.columns[cols]
+        out = np.concatenate([np.asarray(a[:, cols]) for a in self.parts])
+        return out if isinstance(rows, slice) and rows == slice(None) else out[rows]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
 def standardize(train: np.ndarray, test: np.ndarray, scale: bool = True):
     """Centre (and scale to unit variance) both arrays with the training statistics.
     Columns with zero training variance are only centred."""
@@ -164,7 +215,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     Parameters
     ----------
     X : array of shape (n_samples, n_features), features (already delayed), all stories.
-    Y : array of shape (n_samples, n_targets), responses. May be a memory map: targets are read
+    Y : array of shape (n_samples, n_targets), responses. May be a memory map or a
+        :class:`StackedRows` of per-story memory maps: targets are read
         in batches of ``target_batch`` columns.
     folds : outer (train, test) index pairs.
     story_of_sample : array of shape (n_samples,), story label of each sample, used for the

@@ -11,6 +11,7 @@ from ...core.atlas import apply_atlases
 from ...core.features import extract_word_features, load_model
 from ...core.metrics import loso_isc, repeat_noise_ceiling
 from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses
+from ...core.ridge import StackedRows
 from ...core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from ...core.synthetic import simulate_study, story_texts, time_words
 
@@ -156,7 +157,7 @@ def noise_ceiling(study, grids: pd.DataFrame, *subject_data, subjects: list[str]
         mats = []
         for _, resp, tgt in usable:
             pos = pd.Index(tgt["target"]).get_indexer(common)
-            mats.append(np.concatenate([np.asarray(resp[s])[:, pos] for s in stories]))
+            mats.append(StackedRows([resp[s] for s in stories], stories, columns=pos))  # lazy
         isc = loso_isc(mats)
         for (n, _, _), row in zip(usable, isc):
             if n in rest:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.folds import folds_from_table
-from ...core.ridge import alpha_grid, cross_validated_encoding, null_shifts
+from ...core.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
 from ...core.stats import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,11 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
         return pd.DataFrame(columns=SCORE_COLUMNS)
     stories = grids["story"].tolist()
     X = np.concatenate([np.asarray(features[s]) for s in stories])
-    Y = np.concatenate([np.asarray(responses[s]) for s in stories])
+    Y = StackedRows([responses[s] for s in stories], stories)  # lazy: read by target batches
+    for s, n in zip(stories, grids["n_trs"].to_numpy()):
+        if len(features[s]) != n or len(responses[s]) != n:
+            raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
+                             f"have {len(features[s])} and the responses {len(responses[s])}")
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     a = params.get("alphas", {})
     kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
