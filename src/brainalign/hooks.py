@@ -7,6 +7,7 @@ dataset (per layer and ROI), and the files under the reporting folder as artifac
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,19 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def finite_metrics(metrics: dict) -> tuple[dict[str, float], list[str]]:
+    """MLflow-ready metrics (spaces in names replaced) and the names of those left out because
+    their value is NaN or infinite (e.g. a mean over an empty set of targets)."""
+    kept, dropped = {}, []
+    for k, v in metrics.items():
+        v = float(v)
+        if math.isfinite(v):
+            kept[str(k).replace(" ", "_")] = v
+        else:
+            dropped.append(str(k))
+    return kept, dropped
 
 
 class GridHook:
@@ -79,7 +93,11 @@ class MlflowHook:
         try:
             if "tracking_metrics" in pipeline.all_outputs() and catalog.exists("tracking_metrics"):
                 metrics = catalog.load("tracking_metrics")
-                mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in metrics.items()})
+                kept, dropped = finite_metrics(metrics)
+                if dropped:
+                    log.warning("MLflow: %d metrics are not finite and were not logged: %s", len(dropped),
+                                ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+                mlflow.log_metrics(kept)
             report_dir = Path(self._cfg.get("artifacts_dir", "data/08_reporting"))
             for f in sorted(report_dir.glob("*")):
                 if f.is_file() and f.suffix in {".png", ".md", ".csv", ".html"}:

@@ -188,6 +188,21 @@ def test_roi_summary_single_subject_sem_zero_and_noise_ceiling():
         vals = nc[nc.target.isin([f"t{t}" for t in targets])]["noise_ceiling"].to_numpy()
         got = out.loc[out.roi == roi, "mean_noise_ceiling"].to_numpy()
         np.testing.assert_allclose(got, vals.mean(), atol=1e-12)
+    assert set(out["noise_ceiling_method"]) == {"unknown"}
+    nc["method"] = np.where(nc["subject"] == "sub-0", "repeats_ccmax", "loso_isc")
+    assert set(roi_summary(sc, noise_ceiling=nc)["noise_ceiling_method"]) == {"loso_isc+repeats_ccmax"}
+
+
+def test_report_names_the_noise_ceiling_method_it_was_given():
+    from brainalign.pipelines.analysis.nodes import report
+
+    sc = _scores(12, n_subjects=2)
+    nc = pd.DataFrame([{"subject": f"sub-{s}", "target": f"t{t}", "noise_ceiling": 0.5,
+                        "method": "repeats_ccmax"} for s in range(2) for t in range(12)])
+    empty = pd.DataFrame(columns=["subject", "target", "reason"])
+    text, _ = report(roi_summary(sc, nc), pd.DataFrame(), empty, sc, "demo")
+    assert "## Noise ceiling (CC_max from repeated presentations)" in text
+    assert "inter-subject" not in text and "| roi | repeats_ccmax |" in text
 
 
 # --------------------------------------------------------------------------- ground truth

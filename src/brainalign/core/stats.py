@@ -18,12 +18,13 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     Parameters
     ----------
     scores : the long score table (see SCORE_COLUMNS).
-    noise_ceiling : optional table (subject, target, noise_ceiling); its ROI means are added.
+    noise_ceiling : optional table (subject, target, noise_ceiling[, method]); its ROI means are
+        added, with the method(s) that produced them (``+``-joined when subjects differ).
 
     Returns
     -------
     DataFrame with condition, layer, roi, mean_r, sem_r, mean_r2, n_subjects, n_targets,
-    share_alpha_at_edge [, mean_r_null, sem_r_null] [, mean_noise_ceiling].
+    share_alpha_at_edge [, mean_r_null, sem_r_null] [, mean_noise_ceiling, noise_ceiling_method].
     """
     has_null = "r_null" in scores.columns
     agg = dict(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"), edge=("alpha_at_edge", "mean"))
@@ -44,6 +45,9 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
               .merge(noise_ceiling[["subject", "target", "noise_ceiling"]], on=["subject", "target"])
               .groupby("roi")["noise_ceiling"].mean().rename("mean_noise_ceiling").reset_index())
         out = out.merge(nc, on="roi", how="left")
+        methods = (sorted(set(noise_ceiling["method"].astype(str))) if "method" in noise_ceiling
+                   else ["unknown"])
+        out["noise_ceiling_method"] = "+".join(methods)
     return out
 
 

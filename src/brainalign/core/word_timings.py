@@ -47,7 +47,8 @@ def interpolate_unaligned(onset: np.ndarray, offset: np.ndarray) -> tuple[np.nda
 
     A run of ``k`` unaligned words between an aligned word ending at ``a`` and the next aligned
     word starting at ``b`` gets the intervals ``[a + j (b - a) / k, a + (j + 1) (b - a) / k]``,
-    ``j = 0 .. k-1`` (zero-length intervals at ``a`` when ``b <= a``). A run before the first
+    ``j = 0 .. k-1`` (zero-length intervals at ``b`` when ``b <= a``, so onsets keep the word
+    order). A run before the first
     aligned word ends at its onset and starts ``k`` median word durations earlier (not before
     0); a run after the last one starts at its offset and lasts ``k`` median durations.
 
@@ -83,6 +84,8 @@ def interpolate_unaligned(onset: np.ndarray, offset: np.ndarray) -> tuple[np.nda
             b = a + k * dur
         else:
             a, b = off[i - 1], on[j]
+        if b < a:  # the aligned neighbours overlap: zero-length words at the earlier time keep the order
+            a = b
         step = max(b - a, 0.0) / k
         on[i:j] = a + step * np.arange(k)
         off[i:j] = on[i:j] + step

@@ -94,8 +94,11 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
     lines += [f"Share of (target, fold) fits whose alpha sits at an edge of the grid: {100 * edge:.1f}%.", ""]
     if "mean_noise_ceiling" in summary:
         nc = summary.groupby("roi")["mean_noise_ceiling"].first()
-        lines += ["## Noise ceiling (leave-one-subject-out inter-subject correlation)", "",
-                  _md_table(nc.to_frame("loso_isc")), ""]
+        method = str(summary["noise_ceiling_method"].iloc[0]) if "noise_ceiling_method" in summary else "unknown"
+        described = {"loso_isc": "leave-one-subject-out inter-subject correlation",
+                     "repeats_ccmax": "CC_max from repeated presentations"}
+        label = "; ".join(described.get(m, m) for m in method.split("+"))
+        lines += [f"## Noise ceiling ({label})", "", _md_table(nc.to_frame(method)), ""]
     if len(rec):
         lines += ["## Planted ground truth", "", _md_table(rec.set_index(["condition", "layer"])), ""]
         for row in rec.itertuples():
