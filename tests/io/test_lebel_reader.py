@@ -298,7 +298,7 @@ def test_noise_ceiling_node_uses_repeats_where_present(planted_study, caplog):
         resp, targets, _ = prepare_responses(reader, grids, PARAMS, subject=s)
         subject_data += [resp, targets]
     with caplog.at_level(logging.WARNING):
-        nc = noise_ceiling(reader, grids, *subject_data, subjects=SUBJECTS)
+        nc = noise_ceiling(reader, grids, PARAMS, *subject_data, subjects=SUBJECTS)
     assert list(nc.columns) == ["subject", "target", "noise_ceiling", "method"]
     # UTS01 has repeats; UTS02 has none, and subject-space voxels give no inter-subject ceiling
     assert set(nc["subject"]) == {"UTS01"} and set(nc["method"]) == {"repeats_ccmax"}
@@ -311,6 +311,30 @@ def test_noise_ceiling_node_uses_repeats_where_present(planted_study, caplog):
     expected = np.sqrt(np.clip((n * var_mean - reps.var(1, ddof=1).mean(0)) / ((n - 1) * var_mean), 0, 1))
     np.testing.assert_allclose(got[[f"v{k}" for k in range(N_VOXELS)]], expected, atol=1e-6)
     assert got[[f"v{k}" for k in PLANTED + [RATE0]]].min() > got[[f"v{k}" for k in NOISE]].max()
+
+
+def test_noise_ceiling_repeats_are_trimmed_and_detrended_like_the_responses(planted_study):
+    from scipy import signal
+
+    root, _ = planted_study
+    reader = LebelReader(root)
+    params = dict(PARAMS, trim_start=3, trim_end=2, detrend="linear")
+    _, grids = read_stimuli(reader, params)
+    subject_data = []
+    for s in SUBJECTS:
+        resp, targets, _ = prepare_responses(reader, grids, params, subject=s)
+        subject_data += [resp, targets]
+    nc = noise_ceiling(reader, grids, params, *subject_data, subjects=SUBJECTS)
+    got = nc.set_index("target")["noise_ceiling"][[f"v{k}" for k in range(N_VOXELS)]].to_numpy()
+    raw = _h5_read(_deriv(root) / "preprocessed_data" / "UTS01" / "wheretheressmoke_repeats.hf5")
+    reps = signal.detrend(raw[:, 3:-2].astype(float), axis=1, type="linear")
+    n = reps.shape[0]
+    var_mean = reps.mean(0).var(0, ddof=1)
+    expected = np.sqrt(np.clip((n * var_mean - reps.var(1, ddof=1).mean(0)) / ((n - 1) * var_mean), 0, 1))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # without the detrending the ceiling differs: the step is not a no-op on this data
+    untouched = noise_ceiling(reader, grids, dict(params, detrend="none"), *subject_data, subjects=SUBJECTS)
+    assert np.abs(untouched["noise_ceiling"].to_numpy() - got).max() > 1e-3
 
 
 def test_noise_ceiling_keeps_loso_for_shared_targets(planted_study):
@@ -331,7 +355,7 @@ def test_noise_ceiling_keeps_loso_for_shared_targets(planted_study):
         resp, targets, _ = prepare_responses(reader, grids, PARAMS, subject=s)
         subject_data += [resp, targets]
         mats.append(np.concatenate([_h5_read(_hf5(root, s, st)) for st in grids["story"]]))
-    nc = noise_ceiling(reader, grids, *subject_data, subjects=SUBJECTS)
+    nc = noise_ceiling(reader, grids, PARAMS, *subject_data, subjects=SUBJECTS)
     assert set(nc["method"]) == {"loso_isc"} and len(nc) == 2 * N_VOXELS
     row = nc[(nc.subject == "UTS01") & (nc.target == "v2")]["noise_ceiling"].iloc[0]
     assert row == pytest.approx(np.corrcoef(mats[0][:, 2], mats[1][:, 2])[0, 1], abs=1e-5)

@@ -147,6 +147,21 @@ def test_voxel_sets_that_differ_between_experiments_are_intersected(study, caplo
     np.testing.assert_allclose(data["exp3"], full[:, 2:].astype(np.float32))
     raw2 = loadmat(study / "P01" / FILES["exp2"])["examples_passagesentences"]
     np.testing.assert_allclose(data["exp2"], raw2[:, 2:].astype(np.float32))
+    # the two left-out voxels are exclusion rows, named
+    reader = PereiraReader(study)
+    reader.responses("P01")
+    dropped = reader.dropped_targets("P01")
+    assert sorted(t for _, t, _ in dropped) == ["v0", "v1"]
+    assert all(st == "*" and FILES["exp3"].split("/")[-1] in why for st, _, why in dropped)
+    assert reader.dropped_targets("P02") == []
+    # and data_prep puts them in the exclusion table of the subject
+    from brainalign.pipelines.data_prep.nodes import prepare_responses, read_stimuli
+
+    params = {"stories": "all", "trim_start": 0, "trim_end": 0, "detrend": "none"}
+    _, grids = read_stimuli(reader, params)
+    _, kept_targets, excl = prepare_responses(reader, grids, params, subject="P01")
+    assert {"v0", "v1"} <= set(excl["target"]) and not {"v0", "v1"} & set(kept_targets["target"])
+    assert set(excl.loc[excl.target.isin(["v0", "v1"]), "subject"]) == {"P01"}
 
 
 def test_roi_columns_and_named_multimask_variants(tmp_path):

@@ -77,6 +77,26 @@ def highpass(x: np.ndarray, tr: float, cutoff: float = 128.0) -> np.ndarray:
 DETREND_METHODS = ("linear", "highpass", "none")
 
 
+def detrend_method(do_detrend: bool | str) -> str:
+    """The detrending method named by ``study.detrend`` (True -> linear, False -> none)."""
+    method = {True: "linear", False: "none"}.get(do_detrend, do_detrend)
+    if method not in DETREND_METHODS:
+        raise ValueError(f"study.detrend must be one of {DETREND_METHODS} (or true/false), got {do_detrend!r}")
+    return method
+
+
+def detrend_story(y: np.ndarray, method: str, tr: float, highpass_cutoff: float = 128.0) -> np.ndarray:
+    """One story's (n_trs, n_targets) responses detrended by ``method`` (``linear``,
+    ``highpass`` or ``none``), as float32. The same step is applied to the responses and to
+    repeated presentations, so the noise ceiling sees the data the model is scored on."""
+    y = np.asarray(y, dtype=np.float32)
+    if not y.shape[1] or method == "none":
+        return y
+    if method == "highpass":
+        return highpass(y, tr, highpass_cutoff)
+    return detrend(y)
+
+
 def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
                      source: str = "") -> pd.DataFrame:
     """Targets with non-finite values or zero variance (constant up to rounding,
@@ -128,9 +148,7 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
     exclusions : DataFrame (subject, story, target, reason)
     """
     sources = sources or {}
-    method = {True: "linear", False: "none"}.get(do_detrend, do_detrend)
-    if method not in DETREND_METHODS:
-        raise ValueError(f"study.detrend must be one of {DETREND_METHODS} (or true/false), got {do_detrend!r}")
+    method = detrend_method(do_detrend)
     g = grids.set_index("story")
     extra = sorted(set(responses) - set(g.index))
     missing = sorted(set(g.index) - set(responses))
@@ -160,11 +178,6 @@ def clean_responses(responses: dict[str, np.ndarray], grids: pd.DataFrame, targe
 
     # pass 2 (lazy): trimmed, kept columns, detrended
     def clean(story: str) -> np.ndarray:
-        y = np.asarray(trimmed(story)[:, keep], dtype=np.float32)
-        if not y.shape[1] or method == "none":
-            return y
-        if method == "highpass":
-            return highpass(y, float(g.loc[story, "tr"]), highpass_cutoff)
-        return detrend(y)
+        return detrend_story(trimmed(story)[:, keep], method, float(g.loc[story, "tr"]), highpass_cutoff)
 
     return LazyStories(list(g.index), clean), keep, exclusions

@@ -58,6 +58,12 @@ class StudyReader:
     #: False where target ids name each subject's own voxels (no inter-subject noise ceiling)
     targets_shared_across_subjects = True
 
+    def dropped_targets(self, subject: str) -> list[tuple[str, str, str]]:
+        """Targets the reader itself left out of the last :meth:`responses` of ``subject``, as
+        ``(story, target, reason)`` rows (``story`` may be ``"*"``); data_prep adds them to the
+        exclusion table. Default: none."""
+        return list(getattr(self, "_dropped", {}).get(subject, []))
+
     def repeats(self, subject: str):
         """Repeated presentations of one story, array (n_repeats, n_trs, n_targets) over the
         targets of :meth:`responses`, or None (the default: no repeats). data_prep's noise

@@ -412,6 +412,7 @@ class PereiraReader(StudyReader):
                 f"{subject_dir}; restrict study.stories to experiments every selected subject has, or "
                 "list the subjects in study.subjects.")
         keys, targets, cols = {}, None, {}
+        dropped = self.__dict__.setdefault("_dropped", {})[subject] = []
         for story in stories:
             path = self._path(subject, story)
             ref = self._reference(story)
@@ -445,6 +446,12 @@ class PereiraReader(StudyReader):
                             "(%d of the first file and %d of this one are left out)", subject,
                             self._path(subject, stories[0]), path, int(keep.sum()), int((~keep).sum()),
                             shape[1] - int(keep.sum()))
+                reason = (f"voxel not in every file of the subject (matched by colToCoord): absent from "
+                          f"{path.name}")
+                dropped += [("*", t, reason) for t in targets["target"][~keep]]
+                unmatched = np.setdiff1d(np.arange(shape[1]), pos[keep])
+                dropped += [("*", t, f"voxel of {path.name} absent from {self._path(subject, stories[0]).name}")
+                            for t in t["target"].to_numpy()[unmatched]]
                 targets = targets[keep].reset_index(drop=True)
                 for s in cols:
                     cols[s] = cols[s][keep]

@@ -10,7 +10,7 @@ from ...core import folds as cv
 from ...core.atlas import apply_atlases
 from ...core.features import extract_word_features, load_model
 from ...core.metrics import loso_isc, repeat_noise_ceiling
-from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses
+from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, detrend_story
 from ...core.ridge import StackedRows
 from ...core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from ...core.synthetic import simulate_study, story_texts, time_words
@@ -101,10 +101,35 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
         else:
             log.warning("subject %s: %d of %d targets excluded (%s)", subject, n_bad, len(keep),
                         "; ".join(sorted(set(excl["reason"]))[:3]))
+    by_reader = study.dropped_targets(subject) if hasattr(study, "dropped_targets") else []
+    if by_reader:  # targets the reader left out before the checks (e.g. not in every file)
+        log.warning("subject %s: %d targets left out by the %s reader (%s)", subject, len(by_reader),
+                    getattr(study, "name", "?"), by_reader[0][2])
+        excl = pd.concat([pd.DataFrame([(subject, *row) for row in by_reader], columns=EXCLUSION_COLUMNS),
+                          excl], ignore_index=True)
     return kept, targets[keep].reset_index(drop=True), excl
 
 
-def noise_ceiling(study, grids: pd.DataFrame, *subject_data, subjects: list[str]) -> pd.DataFrame:
+def _prepare_repeats(reps: np.ndarray, study, grids: pd.DataFrame, params: dict, subject: str) -> np.ndarray:
+    """Repeats (n_repeats, n_trs, n_targets) trimmed and detrended as the responses are."""
+    method = detrend_method(params.get("detrend", True))
+    row = grids.set_index("story").loc[study.test_story] if getattr(study, "test_story", None) in set(
+        grids["story"]) else None
+    tr = float(row["tr"]) if row is not None else float(getattr(study, "tr", grids["tr"].iloc[0]))
+    if row is not None and reps.shape[1] == int(row["n_trs_total"]):
+        reps = reps[:, int(row["trim_start"]): reps.shape[1] - int(row["trim_end"])]
+    elif row is not None:
+        log.warning("noise ceiling of subject %s: the repeats have %d rows but the TR grid of %s has %d; "
+                    "used untrimmed", subject, reps.shape[1], study.test_story, int(row["n_trs_total"]))
+    ok = np.isfinite(reps).all(axis=(0, 1))  # targets with non-finite repeats are dropped later
+    out = np.array(reps, dtype=np.float32)
+    cutoff = float(params.get("highpass_cutoff", 128.0))
+    for k in range(out.shape[0]):
+        out[k][:, ok] = detrend_story(out[k][:, ok], method, tr, cutoff)
+    return out
+
+
+def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subjects: list[str]) -> pd.DataFrame:
     """Noise ceiling per subject and target (columns subject, target, noise_ceiling, method).
 
     A subject for which the reader has repeated presentations of a story (``study.repeats(subject)``,
@@ -114,7 +139,8 @@ def noise_ceiling(study, grids: pd.DataFrame, *subject_data, subjects: list[str]
     (``loso_isc``), unless the reader says its targets are not shared across subjects
     (``targets_shared_across_subjects = False``: subject-space voxels), in which case they get
     none (logged). ``subject_data`` alternates responses and targets of each subject, in the
-    order of ``subjects``."""
+    order of ``subjects``. Each repeat gets the responses' trimming (when the reader's
+    ``test_story`` is in the TR grid with as many rows) and detrending (``params['detrend']``)."""
     cols = ["subject", "target", "noise_ceiling", "method"]
     pairs = [(subject_data[i], subject_data[i + 1]) for i in range(0, len(subject_data), 2)]
     names = list(subjects)
@@ -133,7 +159,7 @@ def noise_ceiling(study, grids: pd.DataFrame, *subject_data, subjects: list[str]
         if (pos < 0).any():
             raise ValueError(f"subject {name}: targets {tgt['target'][pos < 0].tolist()[:5]} are not "
                              f"among the reader's targets; the responses and the repeats disagree")
-        reps = reps[:, :, pos]
+        reps = _prepare_repeats(np.asarray(reps)[:, :, pos], study, grids, params, name)
         finite = np.isfinite(reps).all(axis=(0, 1))
         if not finite.all():
             log.warning("noise ceiling of subject %s: %d targets have non-finite repeats and get no "

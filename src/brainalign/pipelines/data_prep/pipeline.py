@@ -27,7 +27,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     ]
     subjects = [pipeline(subject_template(s), namespace=s, inputs={"raw_study", "tr_grids"},
                          parameters={"params:study"}) for s in grid.subjects]
-    nc_inputs = ["raw_study", "tr_grids"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
+    nc_inputs = ["raw_study", "tr_grids", "params:study"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
     nc = [node(bind(nodes.noise_ceiling, subjects=list(grid.subjects)), nc_inputs, "noise_ceiling",
                name="noise_ceiling")]
     return Pipeline(common + subjects + nc, tags="data_prep")
