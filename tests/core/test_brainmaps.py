@@ -55,3 +55,74 @@ def test_figures_and_html(mni_scores, tmp_path):
         assert path.read_bytes()[:4] == b"\x89PNG"
     html = brainmaps.interactive_html(img, "t")
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
+
+
+# --------------------------------------------------------------------------- pycortex (optional extra)
+@pytest.fixture(scope="module")
+def cortex_s1():
+    """pycortex and its demo subject S1 (shipped with pycortex), transform fullhead, mask thick."""
+    cortex = pytest.importorskip("cortex")
+    if "S1" not in cortex.db.subjects:
+        pytest.skip("pycortex's demo subject S1 is not in its filestore")
+    mask = np.asarray(cortex.db.get_mask("S1", "fullhead", "thick"), dtype=bool)
+    return cortex, mask
+
+
+def test_pycortex_volume_matches_pycortex_unmasking(cortex_s1):
+    cortex, mask = cortex_s1
+    n = int(mask.sum())
+    rng = np.random.default_rng(3)
+    vector = rng.standard_normal(n).astype(np.float32)
+    # reference: pycortex's own unmasking of a vector over the mask's voxels
+    ref = np.asarray(cortex.Volume(vector, "S1", "fullhead", mask=mask).volume).reshape(mask.shape)
+    # ours, from targets whose column is the voxel's position in the mask (a random half, shuffled)
+    cols = rng.permutation(n)[: n // 2]
+    got = brainmaps.pycortex_volume(vector[cols], "S1", "fullhead", "thick", pd.DataFrame({"column": cols}))
+    assert got.shape == mask.shape
+    sel = np.zeros(n, bool)
+    sel[cols] = True
+    np.testing.assert_array_equal(got[mask][sel], ref[mask][sel])
+    assert np.isnan(got[mask][~sel]).all() and np.isnan(got[~mask]).all()
+    # the same values given by voxel indices (i, j, k) on the transform's reference image (nibabel
+    # order) land on the same voxels
+    zyx = np.argwhere(mask)[cols]
+    by_ijk = brainmaps.pycortex_volume(vector[cols], "S1", "fullhead", None,
+                                       pd.DataFrame({"i": zyx[:, 2], "j": zyx[:, 1], "k": zyx[:, 0]}))
+    np.testing.assert_array_equal(by_ijk, got)
+    assert cortex.db.get_xfm("S1", "fullhead").reference.shape[:3] == mask.shape[::-1]
+
+
+def test_pycortex_errors_name_the_problem(cortex_s1):
+    t = pd.DataFrame({"column": [0, 1]})
+    with pytest.raises(ValueError, match="'nobody' is not in the pycortex filestore"):
+        brainmaps.pycortex_volume(np.zeros(2), "nobody", "fullhead", "thick", t)
+    with pytest.raises(ValueError, match="no transform 'nope'"):
+        brainmaps.pycortex_volume(np.zeros(2), "S1", "nope", "thick", t)
+    with pytest.raises(ValueError, match="the data were not masked with it"):
+        brainmaps.pycortex_volume(np.zeros(1), "S1", "fullhead", "thick", pd.DataFrame({"column": [10**7]}))
+    with pytest.raises(ValueError, match="needs targets with voxel indices"):
+        brainmaps.pycortex_volume(np.zeros(2), "S1", "fullhead", None, t)
+    with pytest.raises(ValueError, match="outside the reference grid"):
+        brainmaps.pycortex_volume(np.zeros(1), "S1", "fullhead", None, pd.DataFrame({"i": [500], "j": [0], "k": [0]}))
+
+
+def test_flatmap_draws_a_planted_hemisphere(cortex_s1):
+    """Positive scores in the left hemisphere's voxels only: the left half of the flatmap is red."""
+    import matplotlib.pyplot as plt
+
+    cortex, mask = cortex_s1
+    # which voxels are left: pycortex's own vertex-to-voxel mapping of the left hemisphere surface
+    left = np.zeros(mask.shape, bool)
+    for hemi, side in (("lh", left),):
+        pts, _ = cortex.db.get_surf("S1", "fiducial", hemi)
+        xfm = cortex.db.get_xfm("S1", "fullhead")
+        ijk = np.round(xfm(pts)).astype(int)  # (x, y, z) voxel coordinates
+        side[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = True
+    vol = np.where(mask & left, 1.0, np.where(mask, -1.0, np.nan)).astype(np.float32)
+    fig = brainmaps.flatmap(vol, "S1", "fullhead", title="planted")
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
+    plt.close(fig)
+    red = img[..., 0] - img[..., 2]  # > 0 red, < 0 blue
+    h, w = red.shape
+    assert red[: int(0.8 * h), : w // 2].mean() > 5 and red[: int(0.8 * h), w // 2:].mean() < -5

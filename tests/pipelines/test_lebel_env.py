@@ -11,6 +11,14 @@ from kedro_project import copy_project, run_kedro
 from lebel_fixture import N_VOXELS, NOISE, PLANTED, STORIES, SUBJECTS, write_lebel_study
 
 
+try:
+    import cortex  # noqa: F401  (optional extra brainalign[pycortex], in the test extra)
+
+    HAS_CORTEX = True
+except ImportError:  # pragma: no cover
+    HAS_CORTEX = False
+
+
 @pytest.mark.slow
 def test_lebel_env_run(tmp_path):
     study = tmp_path / "ds003020"
@@ -22,6 +30,9 @@ def test_lebel_env_run(tmp_path):
         params["conditions"] = {"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}}
         params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
         params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
+        if HAS_CORTEX:  # flatmap of UTS01's voxels on pycortex's demo subject (columns of its thick mask)
+            params["brain_maps"]["pycortex"] = {"subject": "S1", "xfm": "fullhead", "mask": "thick",
+                                                "data_subject": "UTS01"}
 
     proj = copy_project(tmp_path / "proj", "lebel", small)
     proc = run_kedro(proj, "run", "--env", "lebel", env_vars={"BRAINALIGN_LEBEL_DIR": str(study)})
@@ -50,3 +61,6 @@ def test_lebel_env_run(tmp_path):
     ceil = nc.set_index("target")["noise_ceiling"]
     assert ceil[[f"v{k}" for k in PLANTED]].min() > ceil[[f"v{k}" for k in NOISE]].max()
     assert "noise ceiling of subject UTS01 from 4 repeats" in log
+    if HAS_CORTEX:
+        assert (out / "08_reporting" / "brain_map_flatmap.png").stat().st_size > 10_000
+        assert "pycortex flatmap of r, subject UTS01" in log

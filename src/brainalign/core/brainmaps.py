@@ -4,7 +4,9 @@ Volumes: a score per voxel target (``i, j, k``) is put back on the grid of the d
 image (:func:`scores_to_volume`), drawn as a glass brain and projected to the fsaverage5 surface
 that ships with nilearn (works offline). Surface data (``hemi, vertex`` targets) are drawn on a
 mesh given by the user (fsaverage6 for Narratives is fetched by nilearn when online).
-pycortex flatmaps are an optional extra, not done here (see docs/atlases.md).
+pycortex flatmaps (:func:`flatmap`) are an optional extra (``pip install 'brainalign[pycortex]'``)
+for users with a pycortex subject: LeBel's subjects (``derivative/pycortex-db``), or any subject
+imported with ``cortex.freesurfer.import_subj``.
 """
 from __future__ import annotations
 
@@ -109,3 +111,86 @@ def interactive_html(img, title: str = "") -> str:
     view = plotting.view_img(_nan_to_zero(img), threshold=1e-6, cmap="RdBu_r", symmetric_cmap=True,
                              vmax=vmax, title=title, black_bg=False)
     return view.get_standalone()
+
+
+def _cortex():
+    try:
+        import cortex
+    except ImportError as exc:  # pragma: no cover - depends on the optional extra
+        raise ImportError("pycortex flatmaps need the optional extra: pip install 'brainalign[pycortex]' "
+                          "and a pycortex subject in pycortex's filestore") from exc
+    return cortex
+
+
+def pycortex_volume(values: np.ndarray, subject: str, xfm: str, mask: str | None = None,
+                    targets: pd.DataFrame | None = None):
+    """Scores as a pycortex volume of ``subject`` in the space of transform ``xfm``.
+
+    Parameters
+    ----------
+    values : array of shape (n_targets,)
+    subject, xfm : a pycortex subject in the filestore pycortex is configured with, and one of
+        its transforms (LeBel: ``UTS01`` and ``UTS01_auto``).
+    mask : None: ``targets`` give voxel indices ``i, j, k`` on the transform's reference image
+        (nibabel order). A pycortex mask name (``thick``, as LeBel's files use): ``targets`` give
+        ``column``, the position of each target among that mask's voxels in pycortex order
+        (target ``v<k>`` of LeBel is column k).
+    targets : table with i, j, k or column, one row per value.
+
+    Returns
+    -------
+    float32 array of shape (z, y, x), pycortex's order, NaN where no target is.
+    """
+    cortex = _cortex()
+    values = np.asarray(values, dtype=np.float32)
+    if targets is None or values.shape != (len(targets),):
+        raise ValueError(f"{values.shape} values for {0 if targets is None else len(targets)} targets")
+    if subject not in cortex.db.subjects:
+        raise ValueError(f"pycortex subject {subject!r} is not in the pycortex filestore "
+                         f"{cortex.database.default_filestore} (subjects there: {sorted(cortex.db.subjects)}); "
+                         "import it (cortex.freesurfer.import_subj) or set the filestore in pycortex's "
+                         "options.cfg to the database that holds it (LeBel: derivative/pycortex-db)")
+    try:
+        reference = cortex.db.get_xfm(subject, xfm).reference
+    except (OSError, IOError, KeyError, ValueError) as exc:
+        raise ValueError(f"pycortex subject {subject!r} has no transform {xfm!r} "
+                         f"({type(exc).__name__}: {exc})") from exc
+    shape = tuple(reference.shape[:3])  # nibabel order (i, j, k)
+    vol = np.full(shape[::-1], np.nan, dtype=np.float32)  # pycortex order (z, y, x) = (k, j, i)
+    if mask is None:
+        if not {"i", "j", "k"} <= set(targets.columns):
+            raise ValueError("pycortex flatmap without a mask needs targets with voxel indices i, j, k on "
+                             f"the reference image of transform {xfm!r}; name a mask (e.g. thick) for "
+                             "targets that are the voxels of a pycortex mask")
+        ijk = targets[["i", "j", "k"]].to_numpy(int)
+        if (ijk < 0).any() or (ijk >= np.array(shape)).any():
+            raise ValueError(f"voxel indices outside the reference grid {shape} of {subject}/{xfm}: the data "
+                             "are not in this transform's space")
+        vol[ijk[:, 2], ijk[:, 1], ijk[:, 0]] = values
+        return vol
+    m = np.asarray(cortex.db.get_mask(subject, xfm, mask), dtype=bool)
+    if "column" not in targets.columns:
+        raise ValueError(f"pycortex mask {mask!r}: targets need a 'column' (the voxel's position in the mask)")
+    cols = targets["column"].to_numpy(int)
+    if len(cols) and (cols.min() < 0 or cols.max() >= m.sum()):
+        raise ValueError(f"target columns up to {int(cols.max())} but mask {mask!r} of {subject}/{xfm} has "
+                         f"{int(m.sum())} voxels: the data were not masked with it")
+    flat = np.full(int(m.sum()), np.nan, dtype=np.float32)
+    flat[cols] = values
+    vol[m] = flat
+    return vol
+
+
+def flatmap(volume: np.ndarray, subject: str, xfm: str, title: str = ""):
+    """pycortex flatmap figure of a volume from :func:`pycortex_volume` (curvature underlay,
+    symmetric RdBu colour scale at the 99th percentile of |score|, no ROI labels: those need
+    Inkscape)."""
+    cortex = _cortex()
+    finite = np.abs(volume[np.isfinite(volume)])
+    vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+    vol = cortex.Volume(volume, subject, xfm, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    fig = cortex.quickflat.make_figure(vol, with_curvature=True, with_rois=False, with_labels=False,
+                                       with_sulci=False, with_colorbar=True)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -50,6 +50,7 @@ class Grid:
     layers: tuple[int, ...]
     simulate: bool = False
     brain_maps: bool = False
+    flatmap: bool = False
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -90,7 +91,8 @@ def grid_from_params(params: dict) -> Grid:
         if safe_name(c) != c:
             raise ValueError(f"condition name {c!r} has characters other than letters, digits, _ and -")
     return Grid(tuple(subjects), tuple(conditions), tuple(int(x) for x in params.get("layers", [])),
-                simulate, bool((params.get("brain_maps") or {}).get("enabled", False)))
+                simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
+                bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")))
 
 
 def bind(func, **kwargs):

@@ -262,7 +262,7 @@ class LebelReader(StudyReader):
                              "share one voxel set")
         n_vox = next(iter(counts.values())) if counts else self._voxel_count(subject)
         targets = pd.DataFrame({"target": [f"v{k}" for k in range(n_vox)], "roi": "cortex",
-                                "network": "cortex"})
+                                "network": "cortex", "column": np.arange(n_vox)})
         sources = {s: str(self._path(subject, s)) for s in stories}
         return LazyStories(stories, lambda s: self._read(self._path(subject, s))), targets, sources
 

@@ -127,6 +127,25 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *rows])
 
 
+def _map_values(scores: pd.DataFrame, params: dict, subject: str | None = None) -> tuple[pd.Series, str]:
+    """Score per target to draw: ``params['score']`` (r) at ``params['condition']`` (first) and
+    ``params['layer']`` (None: best mean), averaged over subjects or of one ``subject``."""
+    column = params.get("score", "r")
+    condition = params.get("condition") or scores["condition"].iloc[0]
+    sub = scores[scores["condition"] == condition]
+    if subject is not None:
+        if subject not in set(sub["subject"]):
+            raise ValueError(f"brain_maps: subject {subject!r} has no scores (subjects: "
+                             f"{sorted(set(sub['subject']))})")
+        sub = sub[sub["subject"] == subject]
+    layer = params.get("layer")
+    if layer is None:
+        layer = int(sub.groupby("layer")[column].mean().idxmax())
+    cell = sub[sub["layer"] == int(layer)]
+    who = f"subject {subject}" if subject is not None else f"mean over {cell['subject'].nunique()} subjects"
+    return cell.groupby("target")[column].mean(), f"{column}, {who}, {condition} layer {layer}"
+
+
 def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets_tables: pd.DataFrame):
     """Mean r across subjects per voxel at each condition's best layer, on the brain.
 
@@ -151,18 +170,38 @@ def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets
         fig.text(0.5, 0.5, msg, ha="center", va="center", wrap=True)
         return fig, fig, f"<html><body><p>{msg}</p></body></html>", nib.Nifti1Image(
             np.zeros((1, 1, 1), np.float32), np.eye(4))
-    column = params.get("score", "r")
-    condition = params.get("condition") or scores["condition"].iloc[0]
-    sub = scores[scores["condition"] == condition]
-    layer = params.get("layer")
-    if layer is None:
-        layer = int(sub.groupby("layer")[column].mean().idxmax())
-    cell = sub[sub["layer"] == int(layer)]
-    per_target = cell.groupby("target")[column].mean()
+    per_target, what = _map_values(scores, params)
     coords = targets.drop_duplicates("target").set_index("target").loc[per_target.index, ["i", "j", "k"]]
     img = brainmaps.scores_to_volume(per_target.to_numpy(), coords.reset_index(), reference)
-    title = f"{dataset}: mean {column} over {cell['subject'].nunique()} subjects, {condition} layer {layer}"
+    title = f"{dataset}: {what}"
     log.info("brain map: %s (%d voxels)", title, len(per_target))
     glass = brainmaps.glass_brain(img, title)
     surface = brainmaps.surface_views(img, title) if params.get("surface", True) else glass
     return glass, surface, brainmaps.interactive_html(img, title), img
+
+
+def pycortex_flatmap(scores: pd.DataFrame, params: dict, dataset: str, *targets_tables: pd.DataFrame,
+                     subjects: list[str]):
+    """Flatmap (pycortex) of the score per target, for a pycortex subject (``brain_maps.pycortex``:
+    subject, xfm, mask, data_subject). Needs the optional extra ``brainalign[pycortex]``.
+    ``targets_tables`` are the kept targets of each of ``subjects``, in that order.
+
+    Returns
+    -------
+    matplotlib figure
+    """
+    from ...core import brainmaps
+
+    cfg = params.get("pycortex") or {}
+    data_subject = cfg.get("data_subject")
+    per_target, what = _map_values(scores, params, data_subject)
+    by_subject = dict(zip(subjects, targets_tables))
+    tables = [by_subject[data_subject]] if data_subject is not None else [t for t in targets_tables if len(t)]
+    targets = pd.concat(tables, ignore_index=True).drop_duplicates("target").set_index("target")
+    missing = per_target.index.difference(targets.index)
+    if len(missing):
+        raise ValueError(f"pycortex flatmap: targets {list(missing[:5])} have scores but no row in the targets tables")
+    vol = brainmaps.pycortex_volume(per_target.to_numpy(), cfg["subject"], cfg["xfm"], cfg.get("mask"),
+                                    targets.loc[per_target.index].reset_index())
+    log.info("pycortex flatmap of %s on %s/%s (%d targets)", what, cfg["subject"], cfg["xfm"], len(per_target))
+    return brainmaps.flatmap(vol, cfg["subject"], cfg["xfm"], f"{dataset}: {what}")

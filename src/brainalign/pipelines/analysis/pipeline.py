@@ -4,7 +4,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from ..encoding.pipeline import cell_namespace
-from ..grid import Grid
+from ..grid import Grid, bind
 from . import nodes
 
 
@@ -18,6 +18,11 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                                         *[f"{s}.targets" for s in grid.subjects]],
                      ["brain_map_glass", "brain_map_surface", "brain_map_html", "brain_map_nifti"],
                      name="brain_maps")]
+    if grid.flatmap:  # brain_maps.pycortex.subject is set (optional extra brainalign[pycortex])
+        maps.append(node(bind(nodes.pycortex_flatmap, subjects=list(grid.subjects)),
+                         ["encoding_scores", "params:brain_maps", "params:dataset",
+                          *[f"{s}.targets" for s in grid.subjects]],
+                         "brain_map_flatmap", name="pycortex_flatmap"))
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
