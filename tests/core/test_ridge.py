@@ -445,3 +445,23 @@ def test_stacked_rows_is_the_lazy_concatenation_and_encoding_reads_target_batche
     assert max(widths) <= 7
     np.testing.assert_array_equal(lazy.r, eager.r)
     np.testing.assert_array_equal(lazy.alpha, eager.alpha)
+
+
+def test_torch_scoring_on_the_backend_handles_constant_and_offset_targets():
+    """The torch path scores on the backend's device: a constant target gets r = R² = 0 (as the
+    numpy path), a target constant within one test fold gets 0 in that fold, and targets far
+    from zero keep r and r_concat to 1e-4 of the numpy path."""
+    pytest.importorskip("torch")
+    X, Y = _planted(160, 12, 6, seed=21)
+    Y = Y + 1000.0  # far from zero: the float64 sums must not cancel
+    Y[:, 1] = 3.0
+    Y[:40, 2] = 1.0
+    folds, story = _story_folds([40, 40, 40, 40])
+    kw = dict(alphas=ALPHAS, target_batch=4, return_predictions=True)
+    a = cross_validated_encoding(X, Y, folds, story, backend="numpy", **kw)
+    b = cross_validated_encoding(X, Y, folds, story, backend="torch", **kw)
+    assert b.r[1] == 0 and b.r2[1] == 0 and b.fold_r[0, 2] == 0 and b.fold_r2[0, 2] == 0
+    for key in ("r", "r_concat", "fold_r"):
+        np.testing.assert_allclose(getattr(b, key), getattr(a, key), atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(b.predictions, a.predictions, rtol=1e-5)
+    assert np.isfinite(b.r).all() and np.isfinite(b.r2).all() and np.isfinite(b.r_concat).all()

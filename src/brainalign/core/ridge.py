@@ -141,7 +141,7 @@ def standardize(train: np.ndarray, test: np.ndarray, scale: bool = True):
     return tr, te
 
 
-def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend):
+def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend, keep_on_backend=False):
     from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
 
@@ -155,8 +155,53 @@ def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]olving.*")
         model.fit(Xtr, Ytr)
-    pred = backend.to_numpy(model.predict(Xte))
-    return pred, backend.to_numpy(model.best_alphas_)
+    pred = model.predict(Xte)
+    return (pred if keep_on_backend else backend.to_numpy(pred)), backend.to_numpy(model.best_alphas_)
+
+
+def _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions):
+    """One fold x target batch on a torch backend (CPU or CUDA), the arithmetic of the numpy
+    path (:func:`standardize`, :func:`~brainalign.core.metrics.pearson_r`,
+    :func:`~brainalign.core.metrics.r2_score`, the float64 sums for ``r_concat``) done on the
+    backend's device so only per-target results come back.
+
+    Returns
+    -------
+    r, r2, best_alpha : arrays of shape (n_batch,); sums : array (5, n_batch) of the
+    concatenated-r sums; raw predictions (n_test, n_batch) in response units, or None.
+    """
+    import torch
+
+    from .metrics import CONSTANT_RTOL
+
+    Yd = bk.asarray(Yb)
+    tr = torch.as_tensor(np.asarray(train), device=Yd.device)
+    te = torch.as_tensor(np.asarray(test), device=Yd.device)
+    Ytr_raw, Yte_raw = Yd[tr], Yd[te]
+    mu = Ytr_raw.mean(0)
+    pred, best = _fit_predict(Xtr, Ytr_raw - mu, Xte, alphas, splits, batch, bk, keep_on_backend=True)
+    a = (Yte_raw - mu).double()  # held-out responses centred with the training mean, as numpy
+    b = torch.as_tensor(pred).to(Yd.device).double()  # himalaya may return predictions on the CPU
+
+    def constant(x):
+        sd = x.std(0, correction=0)
+        return (sd == 0) | (sd <= CONSTANT_RTOL * x.mean(0).abs())
+
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    den = torch.sqrt((ac * ac).sum(0) * (bc * bc).sum(0))
+    ok = ~(constant(a) | constant(b)) & (den > 0)
+    r = torch.where(ok, (ac * bc).sum(0) / torch.where(ok, den, 1.0), 0.0).clamp(-1.0, 1.0)
+    sse, sst = ((a - b) ** 2).sum(0), (ac * ac).sum(0)
+    ok2 = (sst > 0) & ~constant(a)
+    r2 = torch.where(ok2, 1.0 - sse / torch.where(ok2, sst, 1.0), 0.0)
+    # concatenated-r sums about the batch mean, in float64 (see the numpy path)
+    shift = Yd.double().mean(0)
+    raw_true = Yte_raw.double() - shift
+    raw_pred = b + (Ytr_raw.double().mean(0) - shift)
+    sums = torch.stack([raw_true.sum(0), raw_pred.sum(0), (raw_true ** 2).sum(0), (raw_pred ** 2).sum(0),
+                        (raw_true * raw_pred).sum(0)])
+    raw = bk.to_numpy(raw_pred + shift) if want_predictions else None
+    return bk.to_numpy(r), bk.to_numpy(r2), best, bk.to_numpy(sums), raw
 
 
 def null_shifts(story_of_sample: np.ndarray, min_shift: int = 50, seed: int = 0) -> dict:
@@ -255,6 +300,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     batch = n_targets if not target_batch else int(target_batch)
     starts = range(0, n_targets, batch)
     with himalaya_backend(backend) as bk:
+        on_torch = bk.name.startswith("torch")
         for f, (train, test) in enumerate(tqdm(folds, desc="folds", disable=not progress)):
             Xtr, Xte = standardize(X[train].astype(dtype), X[test].astype(dtype))
             splits = inner_splits(train, story_of_sample, n_inner, inner_gap)
@@ -270,6 +316,14 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                             f"responses hold NaN or inf in {int(bad_y.sum())} targets (first columns: "
                             f"{(np.flatnonzero(bad_y)[:5] + sl.start).tolist()}); exclude them first "
                             "(brainalign.core.preprocess.clean_responses does)")
+                if on_torch:  # centring, fit, scores and sums stay on the backend's device
+                    r_b, r2_b, best, sums, raw = _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas,
+                                                                   splits, batch, preds is not None)
+                    fold_r[f, sl], fold_r2[f, sl], fold_alpha[f, sl] = r_b, r2_b, best
+                    acc[:, sl] += sums
+                    if preds is not None:
+                        preds[test, sl] = raw
+                    continue
                 Ytr, Yte = standardize(Yb[train], Yb[test], scale=False)
                 pred, best = _fit_predict(Xtr, Ytr, Xte, alphas, splits, batch, bk)
                 fold_r[f, sl] = pearson_r(Yte, pred)
