@@ -35,8 +35,9 @@ def scores_to_volume(values: np.ndarray, targets: pd.DataFrame, reference):
     return nib.Nifti1Image(vol, reference.affine)
 
 
-def _vmax(img) -> float:
-    data = np.asarray(img.dataobj)
+def _vmax(x) -> float:
+    """99th percentile of the finite |values| of a nibabel image or an array (1.0 when none)."""
+    data = np.asarray(getattr(x, "dataobj", x), dtype=np.float64)
     finite = np.abs(data[np.isfinite(data)])
     return float(np.percentile(finite, 99)) if finite.size else 1.0
 
@@ -91,7 +92,7 @@ def surface_texture_figure(values: np.ndarray, targets: pd.DataFrame, meshes: di
 
     values = np.asarray(values, dtype=float)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), subplot_kw={"projection": "3d"})
-    vmax = float(np.percentile(np.abs(values), 99)) if values.size else 1.0
+    vmax = _vmax(values)
     for col, hemi in enumerate(("L", "R")):
         mesh = surface.load_surf_mesh(meshes[hemi])
         tex = np.zeros(mesh.coordinates.shape[0])
@@ -186,8 +187,7 @@ def flatmap(volume: np.ndarray, subject: str, xfm: str, title: str = ""):
     symmetric RdBu colour scale at the 99th percentile of |score|, no ROI labels: those need
     Inkscape)."""
     cortex = _cortex()
-    finite = np.abs(volume[np.isfinite(volume)])
-    vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+    vmax = _vmax(volume)
     vol = cortex.Volume(volume, subject, xfm, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     fig = cortex.quickflat.make_figure(vol, with_curvature=True, with_rois=False, with_labels=False,
                                        with_sulci=False, with_colorbar=True)
