@@ -97,6 +97,28 @@ def detrend_story(y: np.ndarray, method: str, tr: float, highpass_cutoff: float 
     return detrend(y)
 
 
+def prepare_repeats(repeats: np.ndarray, method: str, tr: float, trim_start: int = 0, trim_end: int = 0,
+                    highpass_cutoff: float = 128.0) -> np.ndarray:
+    """Repeated presentations trimmed and detrended as the responses are (:func:`trim`,
+    :func:`detrend_story` on each repeat).
+
+    Parameters
+    ----------
+    repeats : array of shape (n_repeats, n_trs_total, n_targets)
+    method : ``linear``, ``highpass`` or ``none`` (:func:`detrend_method`).
+
+    Returns
+    -------
+    float32 array of shape (n_repeats, n_trs, n_targets). Targets with a non-finite value in any
+    repeat are left as they are (callers drop them).
+    """
+    out = np.array([trim(r, trim_start, trim_end) for r in np.asarray(repeats)], dtype=np.float32)
+    ok = np.isfinite(out).all(axis=(0, 1))
+    for k in range(out.shape[0]):
+        out[k][:, ok] = detrend_story(out[k][:, ok], method, tr, highpass_cutoff)
+    return out
+
+
 def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
                      source: str = "") -> pd.DataFrame:
     """Targets with non-finite values or zero variance (constant up to rounding,

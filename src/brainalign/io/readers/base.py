@@ -64,6 +64,12 @@ class StudyReader:
         exclusion table. Default: none."""
         return list(getattr(self, "_dropped", {}).get(subject, []))
 
+    def _record_dropped(self, subject: str) -> list[tuple[str, str, str]]:
+        """A fresh list, returned by :meth:`dropped_targets` for ``subject``, that a reader's
+        :meth:`responses` appends its ``(story, target, reason)`` rows to."""
+        self.__dict__.setdefault("_dropped", {})[subject] = rows = []
+        return rows
+
     def repeats(self, subject: str):
         """Repeated presentations of one story, array (n_repeats, n_trs, n_targets) over the
         targets of :meth:`responses`, or None (the default: no repeats). data_prep's noise

@@ -412,7 +412,7 @@ class PereiraReader(StudyReader):
                 f"{subject_dir}; restrict study.stories to experiments every selected subject has, or "
                 "list the subjects in study.subjects.")
         keys, targets, cols = {}, None, {}
-        dropped = self.__dict__.setdefault("_dropped", {})[subject] = []
+        dropped = self._record_dropped(subject)
         for story in stories:
             path = self._path(subject, story)
             ref = self._reference(story)

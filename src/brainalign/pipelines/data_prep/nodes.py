@@ -10,7 +10,7 @@ from ...core import folds as cv
 from ...core.atlas import apply_atlases
 from ...core.features import extract_word_features, load_model
 from ...core.metrics import loso_isc, repeat_noise_ceiling
-from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, detrend_story
+from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, prepare_repeats
 from ...core.ridge import StackedRows
 from ...core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from ...core.synthetic import simulate_study, story_texts, time_words
@@ -111,22 +111,19 @@ def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str)
 
 
 def _prepare_repeats(reps: np.ndarray, study, grids: pd.DataFrame, params: dict, subject: str) -> np.ndarray:
-    """Repeats (n_repeats, n_trs, n_targets) trimmed and detrended as the responses are."""
-    method = detrend_method(params.get("detrend", True))
+    """Repeats (n_repeats, n_trs, n_targets) trimmed and detrended as the responses are: the
+    trims of the reader's ``test_story`` row of the TR grid, when it has as many rows."""
     row = grids.set_index("story").loc[study.test_story] if getattr(study, "test_story", None) in set(
         grids["story"]) else None
     tr = float(row["tr"]) if row is not None else float(getattr(study, "tr", grids["tr"].iloc[0]))
+    trims = (0, 0)
     if row is not None and reps.shape[1] == int(row["n_trs_total"]):
-        reps = reps[:, int(row["trim_start"]): reps.shape[1] - int(row["trim_end"])]
+        trims = (int(row["trim_start"]), int(row["trim_end"]))
     elif row is not None:
         log.warning("noise ceiling of subject %s: the repeats have %d rows but the TR grid of %s has %d; "
                     "used untrimmed", subject, reps.shape[1], study.test_story, int(row["n_trs_total"]))
-    ok = np.isfinite(reps).all(axis=(0, 1))  # targets with non-finite repeats are dropped later
-    out = np.array(reps, dtype=np.float32)
-    cutoff = float(params.get("highpass_cutoff", 128.0))
-    for k in range(out.shape[0]):
-        out[k][:, ok] = detrend_story(out[k][:, ok], method, tr, cutoff)
-    return out
+    return prepare_repeats(reps, detrend_method(params.get("detrend", True)), tr, *trims,
+                           highpass_cutoff=float(params.get("highpass_cutoff", 128.0)))
 
 
 def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subjects: list[str]) -> pd.DataFrame:
