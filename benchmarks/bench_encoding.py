@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
-from brainalign.core.folds import _Splits, inner_splits, leave_stories_out
-from brainalign.core.ridge import alpha_grid, cross_validated_encoding, himalaya_backend, standardize
+from brainalign.core.encoding.folds import _Splits, inner_splits, leave_stories_out
+from brainalign.core.encoding.ridge import alpha_grid, cross_validated_encoding, himalaya_backend, standardize
 
 
 def best_of(fn, repeat: int) -> float:

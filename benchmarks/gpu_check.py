@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainalign.core.folds import leave_stories_out
-from brainalign.core.ridge import alpha_grid, cross_validated_encoding
+from brainalign.core.encoding.folds import leave_stories_out
+from brainalign.core.encoding.ridge import alpha_grid, cross_validated_encoding
 
 
 def timed(fn):
@@ -57,7 +57,7 @@ def features(config_dir: str | None) -> None:
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from brainalign.core.features import extract_word_features
+    from brainalign.core.representations.text import extract_word_features
 
     if config_dir is None:
         print("[features] skipped: no --config directory", flush=True)

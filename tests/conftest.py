@@ -12,17 +12,17 @@ shared_data           (session) Path of the public real data, ``<repo_root>/../s
 alice_dir             (session) ``shared_data / "alice2016"`` (skip when absent).
 tiny_study_config     (session) dict of the parameters the tiny simulated study is built with
                       (subjects, stories, words per story, volume shape, TR, trims, seed, ...).
-tiny_simulated_study  (session) the in-memory :class:`brainalign.core.synthetic.SimulatedStudy`
+tiny_simulated_study  (session) the in-memory :class:`brainalign.core.synthetic.study.SimulatedStudy`
                       (2 subjects x 2 packaged stories, 100 words each, 6x6x5 volume, TR 2 s).
                       Word features are seeded Gaussian vectors (no language model needed), so
                       the planted signal is random but exactly reproducible. Shared by all tests:
                       do not mutate its arrays.
 tiny_study            (function) Path of a fresh copy of that study written with
-                      :func:`brainalign.core.synthetic.write_study` under ``tmp_path / "study"``
+                      :func:`brainalign.core.synthetic.study.write_study` under ``tmp_path / "study"``
                       (BIDS-derivative layout read by the ``bids_volume`` reader); tests may
                       modify or delete its files.
 minilm                (session) ``(tokenizer, model)`` of the packaged all-MiniLM-L6-v2 model
-                      loaded with :func:`brainalign.core.features.load_model` on CPU.
+                      loaded with :func:`brainalign.core.representations.text.load_model` on CPU.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def tiny_study_config() -> dict:
 @pytest.fixture(scope="session")
 def tiny_simulated_study():
     """A tiny SimulatedStudy (see module docstring). Read-only: shared by all tests."""
-    from brainalign.core.synthetic import simulate_study, story_texts, time_words
+    from brainalign.core.synthetic.study import simulate_study, story_texts, time_words
 
     cfg = TINY_STUDY_CONFIG
     rng = np.random.default_rng(cfg["seed"])
@@ -105,7 +105,7 @@ def tiny_simulated_study():
 @pytest.fixture
 def tiny_study(tiny_simulated_study, tmp_path) -> Path:
     """Root of a freshly written copy of the tiny study (bids_volume layout) under tmp_path."""
-    from brainalign.core.synthetic import write_study
+    from brainalign.core.synthetic.study import write_study
 
     return write_study(tiny_simulated_study, tmp_path / "study")
 
@@ -113,6 +113,6 @@ def tiny_study(tiny_simulated_study, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """(tokenizer, model) of the packaged all-MiniLM-L6-v2, loaded offline on CPU."""
-    from brainalign.core.features import load_model
+    from brainalign.core.representations.text import load_model
 
     return load_model("all-MiniLM-L6-v2", device="cpu")

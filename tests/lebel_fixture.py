@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from brainalign.core.synthetic import story_texts
+from brainalign.core.synthetic.study import story_texts
 
 STORIES = {"souls": "lighthouse", "avatar": "market", "wheretheressmoke": "orchard"}
 SUBJECTS = ["UTS01", "UTS02"]

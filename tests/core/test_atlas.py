@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core import atlas as A
+from brainalign.core.brain import atlas as A
 
 
 def _voxel_targets(mask: np.ndarray) -> pd.DataFrame:

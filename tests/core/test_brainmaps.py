@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from brainalign.core import brainmaps  # noqa: E402
+from brainalign.core.brain import brainmaps  # noqa: E402
 
 
 @pytest.fixture

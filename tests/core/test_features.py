@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pytest
 
-from brainalign.core import features as F
+from brainalign.core.representations import text as F
 
 TEXT = ("The old lighthouse keeper watched the unbelievably tempestuous ocean swallow the "
         "fishing boats, while gulls circled overhead and children whispered about shipwrecks "
@@ -214,7 +214,7 @@ def test_feature_key_changes_with_words_context_model_story():
 def test_word_without_subtokens_is_named_and_takes_the_previous_words_features(reference, caplog):
     tok, model = reference
     words = ["the", "old", "\u200b", "\u200b", "lighthouse", "keeper"]  # zero-width spaces: no tokens
-    with caplog.at_level(logging.WARNING, logger="brainalign.core.features"):
+    with caplog.at_level(logging.WARNING, logger="brainalign.core.representations.text"):
         got = F.extract_word_features(words, tok, model, [0, 3], context_words=5, desc="story lighthouse")
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "story lighthouse" in msg and "2 words have no sub-tokens" in msg and "2: '\\u200b'" in msg

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core.folds import (_Splits, contiguous_blocks, folds_from_table, folds_to_table,
+from brainalign.core.encoding.folds import (_Splits, contiguous_blocks, folds_from_table, folds_to_table,
                                    inner_splits, leave_stories_out, make_folds, story_offsets)
 
 

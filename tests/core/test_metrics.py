@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import r2_score as sk_r2
 
-from brainalign.core.metrics import loso_isc, pearson_r, r2_score
+from brainalign.core.encoding.metrics import loso_isc, pearson_r, r2_score
 
 
 def _data(seed=0, n=50, t=6):
@@ -138,7 +138,7 @@ def test_r2_inexact_constant_truth_is_zero():
 
 
 def test_loso_isc_in_target_batches_reads_only_batches_and_matches_scipy():
-    from brainalign.core.ridge import StackedRows
+    from brainalign.core.encoding.ridge import StackedRows
 
     rng = np.random.default_rng(7)
     shared = rng.standard_normal((40, 23))

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainalign.core.preprocess import (EXCLUSION_COLUMNS, clean_responses, detrend,
+from brainalign.core.brain.preprocess import (EXCLUSION_COLUMNS, clean_responses, detrend,
                                         find_bad_targets, trim)
-from brainalign.core.stats import ground_truth_recovery, roi_summary
+from brainalign.core.stats.summaries import ground_truth_recovery, roi_summary
 
 TARGETS = ["v0", "v1", "v2", "v3", "v4"]
 
@@ -247,7 +247,7 @@ def test_ground_truth_recovery_matches_scipy():
 
 def test_highpass_removes_slow_drifts_and_keeps_fast_signal():
     """Against a direct least-squares fit of the SPM DCT basis written here from its formula."""
-    from brainalign.core.preprocess import highpass
+    from brainalign.core.brain.preprocess import highpass
 
     n, tr, cutoff = 300, 2.0, 128.0
     t = np.arange(n)
@@ -267,7 +267,7 @@ def test_highpass_removes_slow_drifts_and_keeps_fast_signal():
 def test_clean_responses_detrend_methods():
     import pandas as pd
 
-    from brainalign.core.preprocess import clean_responses
+    from brainalign.core.brain.preprocess import clean_responses
 
     n = 100
     y = np.c_[np.linspace(0, 10, n) + np.sin(np.arange(n))]

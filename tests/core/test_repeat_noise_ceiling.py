@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.core.metrics import repeat_noise_ceiling
+from brainalign.core.encoding.metrics import repeat_noise_ceiling
 
 
 def _planted(n_repeats, noise_var, n_samples=20000, seed=0):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainalign.core.resample import (canonical_hrf, fir_delays, hrf_convolve, lanczos_downsample,
+from brainalign.core.timing.resample import (canonical_hrf, fir_delays, hrf_convolve, lanczos_downsample,
                                       lanczos_kernel, word_features_to_trs)
 
 

@@ -30,7 +30,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.preprocessing import StandardScaler
 
-from brainalign.core.ridge import (EncodingResult, alpha_grid, cross_validated_encoding,
+from brainalign.core.encoding.ridge import (EncodingResult, alpha_grid, cross_validated_encoding,
                                    himalaya_backend, standardize)
 
 
@@ -299,7 +299,7 @@ def test_torch_cuda_falls_back_to_cpu(caplog):
     torch = pytest.importorskip("torch")
     X, Y = _planted(90, 8, 3, seed=9)
     folds, story = _story_folds([30, 30, 30])
-    with caplog.at_level(logging.WARNING, logger="brainalign.core.ridge"):
+    with caplog.at_level(logging.WARNING, logger="brainalign.core.encoding.ridge"):
         res = cross_validated_encoding(X, Y, folds, story, alphas=ALPHAS, dtype="float64",
                                        backend="torch_cuda")
     ref = reference_encoding(X, Y, folds, story, ALPHAS)
@@ -371,7 +371,7 @@ def test_r_concat_large_offset_default_float32():
 # --- circular-shift null model -------------------------------------------------------------------
 
 def test_null_shifts_range_and_short_story_error():
-    from brainalign.core.ridge import null_shifts
+    from brainalign.core.encoding.ridge import null_shifts
 
     story = np.repeat([0, 1], [120, 200])
     for seed in range(20):
@@ -384,8 +384,8 @@ def test_null_shifts_range_and_short_story_error():
 
 def test_null_model_equals_a_fit_on_rolled_responses():
     """The shifted fit equals an ordinary fit on responses rolled by hand with np.roll."""
-    from brainalign.core.folds import leave_stories_out
-    from brainalign.core.ridge import cross_validated_encoding, null_shifts
+    from brainalign.core.encoding.folds import leave_stories_out
+    from brainalign.core.encoding.ridge import cross_validated_encoding, null_shifts
 
     rng = np.random.default_rng(3)
     lens = [90, 110, 100]
@@ -409,8 +409,8 @@ def test_null_model_equals_a_fit_on_rolled_responses():
 
 
 def test_stacked_rows_is_the_lazy_concatenation_and_encoding_reads_target_batches(tmp_path):
-    from brainalign.core.folds import leave_stories_out
-    from brainalign.core.ridge import StackedRows
+    from brainalign.core.encoding.folds import leave_stories_out
+    from brainalign.core.encoding.ridge import StackedRows
 
     rng = np.random.default_rng(11)
     parts = []

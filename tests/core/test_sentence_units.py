@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from scipy import signal, stats
 
-from brainalign.core import features as F
-from brainalign.core.resample import (box_bins, box_downsample, group_event_times, lanczos_downsample,
+from brainalign.core.representations import text as F
+from brainalign.core.timing.resample import (box_bins, box_downsample, group_event_times, lanczos_downsample,
                                       word_features_to_trs)
-from brainalign.core.stimuli import build_words_table
+from brainalign.core.timing.stimuli import build_words_table
 
 TEXT = ("The keeper climbed the stairs . He lit the great lamp at dusk . Ships saw the light "
         "and turned away from the rocks").split()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core.stimuli import (GRID_COLUMNS, WORD_COLUMNS, Interval, StimulusError,
+from brainalign.core.timing.stimuli import (GRID_COLUMNS, WORD_COLUMNS, Interval, StimulusError,
                                      assign_sentences, build_words_table, check_words_fit_grid,
                                      make_tr_grid, read_textgrid, tr_times, word_times,
                                      words_from_textgrid)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core import synthetic as S
+from brainalign.core.synthetic import study as S
 
 
 class RecordingRng:

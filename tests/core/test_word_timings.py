@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core.stimuli import StimulusError
-from brainalign.core.word_timings import (interpolate_unaligned, read_event_table, words_from_events,
+from brainalign.core.timing.stimuli import StimulusError
+from brainalign.core.timing.word_timings import (interpolate_unaligned, read_event_table, words_from_events,
                                           words_from_gentle)
 
 NAN = np.nan

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from brainalign.core.stimuli import StimulusError, tr_times, words_from_textgrid
+from brainalign.core.timing.stimuli import StimulusError, tr_times, words_from_textgrid
 from brainalign.io.readers import MissingDataError, get_reader
 from brainalign.io.readers.alice import AliceReader
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from bids_fixtures import AFFINE, SHAPE, hrf_regressor, save_nifti, volume_layout, volume_run, write_bids
 
-from brainalign.core.stimuli import StimulusError
+from brainalign.core.timing.stimuli import StimulusError
 from brainalign.io.readers import MissingDataError, get_reader
 from brainalign.io.readers.bids import BidsReader
 from brainalign.pipelines.data_prep.nodes import prepare_responses, read_stimuli

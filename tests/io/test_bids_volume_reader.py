@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.core.stimuli import StimulusError
+from brainalign.core.timing.stimuli import StimulusError
 from brainalign.io.readers import MissingDataError, get_reader
 from brainalign.io.readers.bids_volume import BidsVolumeReader
 from brainalign.pipelines.data_prep.nodes import prepare_responses, read_stimuli

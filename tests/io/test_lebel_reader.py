@@ -18,8 +18,8 @@ import pytest
 from lebel_fixture import (N_REPEATS, N_VOXELS, NOISE, PLANTED, RATE0, STORIES, SUBJECTS,
                            textgrid_text, write_hf5, write_lebel_study, write_textgrid)
 
-from brainalign.core.preprocess import LazyStories
-from brainalign.core.resample import lanczos_downsample
+from brainalign.core.brain.preprocess import LazyStories
+from brainalign.core.timing.resample import lanczos_downsample
 from brainalign.io.readers import READERS, MissingDataError, get_reader
 from brainalign.io.readers.lebel import LebelReader
 from brainalign.pipelines.data_prep.nodes import noise_ceiling, prepare_responses, read_stimuli

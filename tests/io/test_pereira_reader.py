@@ -12,7 +12,7 @@ from pereira_fixture import (ATLASES, EXPECTED, FILES, N_VOXELS, SUBJECTS, VOXEL
                              meta_struct, write_file, write_pereira_study)
 from scipy.io import loadmat
 
-from brainalign.core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
+from brainalign.core.timing.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from brainalign.io.readers import READERS, MissingDataError
 from brainalign.io.readers.pereira import PereiraReader
 

@@ -14,7 +14,7 @@ from scipy.io import loadmat
 from smn4lang_fixture import (AUDIO_ONSET, N_SENTENCES, N_VOXELS, STORIES, SUBJECTS, TR, VOLUME, bold, bold_path,
                               n_volumes, write_bold, write_smn4lang_study)
 
-from brainalign.core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
+from brainalign.core.timing.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
 from brainalign.io.readers import READERS, MissingDataError
 from brainalign.io.readers.smn4lang import Smn4langReader, attach_punctuation, is_punctuation
 

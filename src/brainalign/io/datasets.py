@@ -3,7 +3,7 @@
 * :class:`NpyStoriesDataset` - a folder of float32 NPY files, one per story, loaded as
   memory maps (``dict story -> array``); an ``_index.json`` written last marks it complete.
 * :class:`StudyDataset` - a raw study directory read by a registered reader (load gives the
-  reader); saving a :class:`~brainalign.core.synthetic.SimulatedStudy` writes it in real formats.
+  reader); saving a :class:`~brainalign.core.synthetic.study.SimulatedStudy` writes it in real formats.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class StudyDataset(AbstractDataset[Any, Any]):
         return reader
 
     def save(self, data) -> None:
-        from ..core.synthetic import SimulatedStudy, write_study
+        from ..core.synthetic.study import SimulatedStudy, write_study
 
         if not isinstance(data, SimulatedStudy):
             raise DatasetError(f"{self._root}: only a simulated study can be written, got {type(data)}")

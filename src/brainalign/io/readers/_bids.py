@@ -485,7 +485,7 @@ class FuncRunsReader:
 
         Several runs of one story are averaged (``runs: mean``) or the first is used
         (``runs: first``); a story the subject lacks is a :class:`MissingDataError`."""
-        from ...core.preprocess import LazyStories
+        from ...core.brain.preprocess import LazyStories
 
         stories = list(self.stories() if stories is None else stories)
         if not stories:

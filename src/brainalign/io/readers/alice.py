@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...core.stimuli import StimulusError, words_from_textgrid
+from ...core.timing.stimuli import StimulusError, words_from_textgrid
 from .base import MissingDataError, StudyReader
 
 ROIS = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.stimuli import StimulusError
-from ...core.word_timings import DEFAULT_NON_WORDS, read_event_table, words_from_events
+from ...core.timing.stimuli import StimulusError
+from ...core.timing.word_timings import DEFAULT_NON_WORDS, read_event_table, words_from_events
 from ._bids import (SUBJECT_SPACES, FuncRunsReader, Run, entity_stem, run_sort_key, sidecar_candidates,
                     split_name)
 from .base import MissingDataError, StudyReader

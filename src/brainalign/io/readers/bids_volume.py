@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...core.stimuli import read_word_tsv
+from ...core.timing.stimuli import read_word_tsv
 from .base import StudyReader
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.preprocess import LazyStories
-from ...core.stimuli import PAUSE_LABELS, StimulusError, read_textgrid, words_from_textgrid
+from ...core.brain.preprocess import LazyStories
+from ...core.timing.stimuli import PAUSE_LABELS, StimulusError, read_textgrid, words_from_textgrid
 from .base import MissingDataError, StudyReader
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...core.word_timings import UNALIGNED_POLICIES, read_event_table, words_from_gentle
+from ...core.timing.word_timings import UNALIGNED_POLICIES, read_event_table, words_from_gentle
 from ._bids import (SUBJECT_SPACES, FuncRunsReader, Run, entity_stem, run_sort_key, sidecar_candidates,
                     split_name)
 from .base import MissingDataError, StudyReader

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.preprocess import LazyStories
+from ...core.brain.preprocess import LazyStories
 from .base import MissingDataError, StudyReader
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ Conventions and choices (docs/datasets/smn4lang.md):
   events.tsv (option ``t0: events``, the default); a number (or story -> number) sets it by hand.
   A story without events.tsv gets ``t0 = 0`` (word times taken to be scan seconds), logged.
 * tokens made only of punctuation (``，`` ``。``) are attached to the preceding word (so that
-  ``。`` ends a sentence for :func:`brainalign.core.stimuli.assign_sentences`); words are Chinese
+  ``。`` ends a sentence for :func:`brainalign.core.timing.stimuli.assign_sentences`); words are Chinese
   words without spaces (the embedding env joins them with ``word_separator: ""``).
 * every run's TR (NIfTI header ``pixdim[4]``, or the JSON sidecar ``RepetitionTime``) must equal
   the ``tr`` option (0.71 s) within 1 ms, and all subjects must have the same number of volumes
@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.preprocess import LazyStories
-from ...core.stimuli import PAUSE_LABELS, StimulusError
+from ...core.brain.preprocess import LazyStories
+from ...core.timing.stimuli import PAUSE_LABELS, StimulusError
 from .base import MissingDataError, StudyReader
 
 log = logging.getLogger(__name__)

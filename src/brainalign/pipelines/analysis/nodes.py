@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ...core import plots
-from ...core.preprocess import EXCLUSION_COLUMNS
-from ...core.stats import NULL_COLUMNS, SCORE_COLUMNS, ground_truth_recovery, roi_summary
+from ...core.brain.preprocess import EXCLUSION_COLUMNS
+from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS, ground_truth_recovery, roi_summary
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets
     html : standalone HTML page (nilearn view_img); nifti : the score image (3D, NaN outside the data).
     For data without voxels (ROI time courses) the figures say so and the image is empty.
     """
-    from ...core import brainmaps
+    from ...core.brain import brainmaps
 
     targets = pd.concat([t for t in targets_tables if len(t)], ignore_index=True) if any(
         len(t) for t in targets_tables) else pd.DataFrame()
@@ -190,7 +190,7 @@ def pycortex_flatmap(scores: pd.DataFrame, params: dict, dataset: str, *targets_
     -------
     matplotlib figure
     """
-    from ...core import brainmaps
+    from ...core.brain import brainmaps
 
     cfg = params.get("pycortex") or {}
     data_subject = cfg.get("data_subject")

@@ -6,14 +6,14 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ...core import folds as cv
-from ...core.atlas import apply_atlases
-from ...core.features import extract_word_features, load_model
-from ...core.metrics import loso_isc, repeat_noise_ceiling
-from ...core.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, prepare_repeats
-from ...core.ridge import StackedRows
-from ...core.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
-from ...core.synthetic import simulate_study, story_texts, time_words
+from ...core.encoding import folds as cv
+from ...core.brain.atlas import apply_atlases
+from ...core.representations.text import extract_word_features, load_model
+from ...core.encoding.metrics import loso_isc, repeat_noise_ceiling
+from ...core.brain.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, prepare_repeats
+from ...core.encoding.ridge import StackedRows
+from ...core.timing.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
+from ...core.synthetic.study import simulate_study, story_texts, time_words
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subje
 
     A subject for which the reader has repeated presentations of a story (``study.repeats(subject)``,
     array (n_repeats, n_trs, n_targets) over the reader's targets) gets ``repeats_ccmax``
-    (:func:`~brainalign.core.metrics.repeat_noise_ceiling`) on its kept targets; the others get the
+    (:func:`~brainalign.core.encoding.metrics.repeat_noise_ceiling`) on its kept targets; the others get the
     leave-one-subject-out inter-subject correlation on the targets all subjects share
     (``loso_isc``), unless the reader says its targets are not shared across subjects
     (``targets_shared_across_subjects = False``: subject-space voxels), in which case they get

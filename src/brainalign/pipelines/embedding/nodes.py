@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ...core.features import FeatureCache, extract_word_features, feature_key, load_model
-from ...core.resample import word_features_to_trs
+from ...core.representations.text import FeatureCache, extract_word_features, feature_key, load_model
+from ...core.timing.resample import word_features_to_trs
 
 log = logging.getLogger(__name__)
 

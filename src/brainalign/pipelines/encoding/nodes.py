@@ -6,9 +6,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ...core.folds import folds_from_table
-from ...core.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
-from ...core.stats import NULL_COLUMNS, SCORE_COLUMNS
+from ...core.encoding.folds import folds_from_table
+from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
+from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
 

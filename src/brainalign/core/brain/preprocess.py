@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
-from .metrics import is_constant
+from ..encoding.metrics import is_constant
 
 EXCLUSION_COLUMNS = ["subject", "story", "target", "reason"]
 
@@ -122,7 +122,7 @@ def prepare_repeats(repeats: np.ndarray, method: str, tr: float, trim_start: int
 def find_bad_targets(responses: dict[str, np.ndarray], target_ids: list[str], subject: str,
                      source: str = "") -> pd.DataFrame:
     """Targets with non-finite values or zero variance (constant up to rounding,
-    :func:`~brainalign.core.metrics.is_constant`) in any story.
+    :func:`~brainalign.core.encoding.metrics.is_constant`) in any story.
 
     Parameters
     ----------

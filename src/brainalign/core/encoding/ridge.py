@@ -161,8 +161,8 @@ def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend, keep_o
 
 def _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions):
     """One fold x target batch on a torch backend (CPU or CUDA), the arithmetic of the numpy
-    path (:func:`standardize`, :func:`~brainalign.core.metrics.pearson_r`,
-    :func:`~brainalign.core.metrics.r2_score`, the float64 sums for ``r_concat``) done on the
+    path (:func:`standardize`, :func:`~brainalign.core.encoding.metrics.pearson_r`,
+    :func:`~brainalign.core.encoding.metrics.r2_score`, the float64 sums for ``r_concat``) done on the
     backend's device so only per-target results come back.
 
     Returns
@@ -315,7 +315,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                         raise ValueError(
                             f"responses hold NaN or inf in {int(bad_y.sum())} targets (first columns: "
                             f"{(np.flatnonzero(bad_y)[:5] + sl.start).tolist()}); exclude them first "
-                            "(brainalign.core.preprocess.clean_responses does)")
+                            "(brainalign.core.brain.preprocess.clean_responses does)")
                 if on_torch:  # centring, fit, scores and sums stay on the backend's device
                     r_b, r2_b, best, sums, raw = _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas,
                                                                    splits, batch, preds is not None)

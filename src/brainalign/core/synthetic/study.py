@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .resample import hrf_convolve, lanczos_downsample
-from .stimuli import word_times
+from ..timing.resample import hrf_convolve, lanczos_downsample
+from ..timing.stimuli import word_times
 
 ROI_SPECS = {
     # name: (semantic share range, SNR range, share of pure-noise voxels)

@@ -87,7 +87,7 @@ def loso_isc(responses: list, target_batch: int = 10000) -> np.ndarray:
     ----------
     responses : list over subjects of arrays of shape (n_samples, n_targets), same targets; any
         object with ``.shape`` and ``[:, columns]`` (a memory map, a
-        :class:`~brainalign.core.ridge.StackedRows`) is read ``target_batch`` columns at a time.
+        :class:`~brainalign.core.encoding.ridge.StackedRows`) is read ``target_batch`` columns at a time.
     target_batch : targets processed at a time (bounds memory to
         n_subjects x n_samples x target_batch float64 values).
 

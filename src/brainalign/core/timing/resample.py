@@ -12,7 +12,7 @@ natural choice for event-related designs with one stimulus per volume (Pereira e
 for sparse sentence events that an HRF then smooths.
 
 Sentence units (:func:`word_features_to_trs` with ``unit="sentence"``): the word features of each
-sentence are averaged (:func:`brainalign.core.features.pool_by_group`) and the sentence becomes one
+sentence are averaged (:func:`brainalign.core.representations.text.pool_by_group`) and the sentence becomes one
 event at the offset of its last word (``sentence_time="offset"``), the midpoint of its span or its
 onset.
 """
@@ -136,7 +136,7 @@ def group_event_times(words, groups, how: str = "offset") -> tuple[np.ndarray, n
 
     Returns
     -------
-    ids : array (n_groups,) in order of first appearance (as :func:`~brainalign.core.features.pool_by_group`);
+    ids : array (n_groups,) in order of first appearance (as :func:`~brainalign.core.representations.text.pool_by_group`);
     times : float array (n_groups,).
     """
     if how not in SENTENCE_TIMES:
@@ -224,7 +224,7 @@ def word_features_to_trs(features: dict, words, grids, align: str = "midpoint", 
     story -> float32 array of shape (n_trs, dim * len(delays)) for ``fir``, (n_trs, dim) for
     ``hrf`` and ``none``
     """
-    from .features import pool_by_group
+    from ..representations.text import pool_by_group
     from .stimuli import tr_times, word_times
 
     for name, value, allowed in (("response_model", response_model, RESPONSE_MODELS),
