@@ -49,3 +49,10 @@ def run_kedro(project: Path, *args: str, env_vars: dict | None = None,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, f"kedro {' '.join(args)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
     return proc
+
+
+def only_conditions(params: dict, **conditions) -> None:
+    """Let an env's parameters score exactly ``conditions``: every condition of conf/base is set to
+    None (dropped: envs inherit base's conditions key by key) unless given here."""
+    base = yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text()).get("conditions") or {}
+    params["conditions"] = {**{name: None for name in base}, **conditions}

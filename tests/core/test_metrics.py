@@ -164,3 +164,62 @@ def test_loso_isc_in_target_batches_reads_only_batches_and_matches_scipy():
         np.testing.assert_allclose(got[s], ref, atol=1e-10)
     with pytest.raises(ValueError, match="one shape"):
         loso_isc([subs[0], subs[1][:30]])
+
+
+def _backend_case(seed=11, n=80):
+    """Columns: plain, offset far from zero (1e4), small scale, exact constant, inexact constant
+    (0.1), and a prediction that is constant where the truth is not."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, 6))
+    b = 0.6 * a + rng.standard_normal((n, 6))
+    a[:, 1] += 1e4
+    b[:, 1] += 1e4 - 3.0
+    a[:, 2] *= 1e-3
+    a[:, 3] = 2.0
+    a[:, 4] = 0.1
+    b[:, 5] = 7.0
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_backend_metrics_on_torch_tensors_match_scipy_and_sklearn(dtype, device):
+    """pearson_r and r2_score are written once over the himalaya backend: on torch tensors (CPU,
+    or CUDA when present) they give scipy's and sklearn's values, r = R² = 0 for constant
+    columns, and a float64 tensor on the inputs' device."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    a, b = _backend_case()
+    a, b = a.astype(dtype), b.astype(dtype)
+    ta, tb = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
+    r, r2 = pearson_r(ta, tb), r2_score(ta, tb)
+    assert isinstance(r, torch.Tensor) and r.device.type == device and r.dtype == torch.float64
+    assert isinstance(r2, torch.Tensor) and r2.device.type == device
+    r, r2 = r.cpu().numpy(), r2.cpu().numpy()
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    for j in (0, 1, 2):
+        assert r[j] == pytest.approx(stats.pearsonr(a64[:, j], b64[:, j])[0], abs=1e-9)
+    np.testing.assert_allclose(r2[[0, 1, 2, 5]], sk_r2(a64[:, [0, 1, 2, 5]], b64[:, [0, 1, 2, 5]],
+                                                       multioutput="raw_values"), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(r[3:], 0.0)  # constant truth (exact, inexact) or prediction
+    np.testing.assert_array_equal(r2[3:5], 0.0)
+    # the same numbers as the numpy inputs give, and a named backend gives them too
+    np.testing.assert_allclose(r, pearson_r(a, b), atol=1e-12)
+    np.testing.assert_allclose(r2, r2_score(a, b), atol=1e-12)
+    np.testing.assert_allclose(pearson_r(a, b, backend="torch").numpy(), pearson_r(a, b), atol=1e-12)
+
+
+def test_is_constant_on_torch_tensors_ignores_nan_as_numpy():
+    torch = pytest.importorskip("torch")
+    from brainalign.core.encoding.metrics import is_constant
+
+    a, _ = _backend_case()
+    a[5, 0] = np.nan  # NaN ignored: column 0 stays non-constant
+    a[:, 5] = np.nan  # all NaN: not constant
+    a[7, 3] = np.nan  # constant apart from a NaN
+    want = is_constant(a)
+    got = is_constant(torch.as_tensor(a))
+    assert isinstance(want, np.ndarray) and isinstance(got, torch.Tensor)
+    np.testing.assert_array_equal(got.numpy(), want)
+    np.testing.assert_array_equal(want, [False, False, False, True, True, False])

@@ -355,4 +355,5 @@ def test_embedding_node_rejects_an_unknown_context_scope():
     words = pd.DataFrame({"story": "s", "word_index": [0], "word": ["a"], "onset": [0.0], "offset": [0.5],
                           "sentence_id": [0]})
     with pytest.raises(ValueError, match="context_scope must be one of"):
-        extract_features(words, {"model": "all-MiniLM-L6-v2"}, {"context_scope": "paragraph"}, layers=[0])
+        extract_features(words, {"model": "all-MiniLM-L6-v2"}, {"context_scope": "paragraph"}, name="pretrained",
+                         layers=[0], inputs=["words"])

@@ -30,14 +30,19 @@ def test_alice_env_run(tmp_path):
     assert set(excl["subject"]) == {"s33"}
     assert "zero variance" in " ".join(excl["reason"].astype(str))
     summary = pd.read_csv(report / "roi_summary.csv")
-    assert set(summary["roi"]) == ROIS and set(summary["layer"]) == {2}
+    assert set(summary["roi"]) == ROIS
+    # the env's three kinds side by side: the text model and its control at layer 2, the
+    # authors' low-level predictors (one layer, 0)
+    assert set(map(tuple, summary[["condition", "layer"]].drop_duplicates().to_numpy().tolist())) == {
+        ("pretrained", 2), ("random_init", 2), ("lowlevel", 0)}
     assert np.isfinite(summary["mean_r"]).all()
     assert (summary["n_subjects"] == 2).all()
     scores = pd.read_parquet(tmp_path / "data" / "alice" / "07_model_output" / "encoding_scores.parquet")
     assert set(scores["subject"]) == {"s18", "s22"}
     assert not scores[["r", "r2", "alpha"]].isna().any().any()
     # the summary is the mean over subjects of the scores (recomputed here with pandas)
-    lptl = scores[scores.roi == "LPTL"]["r"].mean()
-    assert summary.set_index("roi").loc["LPTL", "mean_r"] == pytest.approx(lptl, abs=1e-9)
+    lptl = scores[(scores.roi == "LPTL") & (scores.condition == "pretrained")]["r"].mean()
+    got = summary[summary.condition == "pretrained"].set_index("roi").loc["LPTL", "mean_r"]
+    assert got == pytest.approx(lptl, abs=1e-9)
     # the language network carries signal in this subset (LPTL: r = 0.2 across all 27 subjects)
     assert lptl > 0.05

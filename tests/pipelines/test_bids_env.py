@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bids_fixtures import volume_layout, write_bids
-from kedro_project import copy_project, run_kedro
+from kedro_project import copy_project, only_conditions, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,8 @@ def test_bids_env_run(tmp_path):
     plant = write_bids(tmp_path / "study")
 
     def small(params):
-        params.update(layers=[0, 2], conditions={"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}})
+        params.update(layers=[0, 2])
+        only_conditions(params, pretrained={"model": "all-MiniLM-L6-v2", "context_words": 5})
         params["encoding"] = {"alphas": {"low": 0.1, "high": 1.0e5, "n": 7},
                               "null_model": {"enabled": True, "min_shift": 15}}
 

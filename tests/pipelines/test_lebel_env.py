@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import copy_project, run_kedro
+from kedro_project import copy_project, only_conditions, run_kedro
 from lebel_fixture import N_VOXELS, NOISE, PLANTED, STORIES, SUBJECTS, write_lebel_study
 
 
@@ -27,7 +27,7 @@ def test_lebel_env_run(tmp_path):
     def small(params):
         params["study"]["stories"] = list(STORIES)
         params["layers"] = [0, 2]
-        params["conditions"] = {"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}}
+        only_conditions(params, pretrained={"model": "all-MiniLM-L6-v2", "context_words": 5})
         params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
         params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
         if HAS_CORTEX:  # flatmap of UTS01's voxels on pycortex's demo subject (columns of its thick mask)

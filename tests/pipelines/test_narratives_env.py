@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from bids_fixtures import surface_layout, volume_layout, write_narratives
-from kedro_project import copy_project, edit_yaml, run_kedro
+from kedro_project import copy_project, edit_yaml, only_conditions, run_kedro
 
 pytestmark = pytest.mark.slow
 
 
 def _small(params: dict) -> None:
-    params.update(layers=[0, 2], conditions={"pretrained": {"model": "all-MiniLM-L6-v2", "context_words": 5}})
+    params.update(layers=[0, 2])
+    only_conditions(params, pretrained={"model": "all-MiniLM-L6-v2", "context_words": 5})
     params["encoding"] = {"alphas": {"low": 0.1, "high": 1.0e5, "n": 7},
                           "null_model": {"enabled": True, "min_shift": 15}}
 

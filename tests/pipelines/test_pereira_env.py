@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import copy_project, run_kedro
+from kedro_project import copy_project, only_conditions, run_kedro
 from pereira_fixture import EXPECTED, NOISE, PLANTED, SUBJECTS, make_sentences, write_pereira_study
 
 
@@ -21,6 +21,7 @@ def test_pereira_env_run(tmp_path):
 
     def small(params):
         params["layers"] = [0, 4]
+        only_conditions(params, pretrained={"model": "all-MiniLM-L6-v2", "context_words": 64})
         params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
         params["encoding"]["null_model"] = {"enabled": True, "min_shift": 10}
 

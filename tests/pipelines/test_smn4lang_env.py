@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import copy_project, run_kedro
+from kedro_project import copy_project, only_conditions, run_kedro
 from smn4lang_fixture import CHARS, NOISE, PLANTED, STORIES, SUBJECTS, VOLUME, write_smn4lang_study
 from tiny_bert import make_tiny_bert
 
@@ -30,7 +30,7 @@ def test_smn4lang_env_run(tmp_path):
 
     def small(params):
         params["layers"] = [0, 2]
-        params["conditions"] = {"pretrained": {"model": str(model_dir), "context_words": 20}}
+        only_conditions(params, pretrained={"model": str(model_dir), "context_words": 20})
         params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
         params["encoding"]["null_model"] = {"enabled": True, "min_shift": 15}
 

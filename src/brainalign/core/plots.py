@@ -67,3 +67,27 @@ def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int) -> p
     ax.set_title(f"layer {layer}: r(recovered, planted) = {rr:.2f}")
     fig.tight_layout()
     return fig
+
+
+def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, story: str = "",
+                seconds: float | None = 20.0) -> plt.Figure:
+    """One story's waveform with a line and the word at each word onset (the first ``seconds``
+    after the first word; None: all of it)."""
+    t_first = float(words["onset"].min()) if len(words) else 0.0
+    start = max(0.0, t_first - 0.5)
+    stop = len(waveform) / sample_rate if seconds is None else min(len(waveform) / sample_rate, start + seconds)
+    a, b = int(start * sample_rate), int(stop * sample_rate)
+    fig, ax = plt.subplots(figsize=(12, 3))
+    ax.plot(np.arange(a, b) / sample_rate, np.asarray(waveform[a:b]), lw=0.3, color="0.3")
+    shown = words[(words["onset"] >= start) & (words["onset"] < stop)]
+    top = float(np.abs(np.asarray(waveform[a:b])).max() or 1.0)
+    for k, w in enumerate(shown.itertuples()):
+        ax.axvline(w.onset, color="tab:red", lw=0.6)
+        ax.text(w.onset, top * (1.05 if k % 2 else 1.25), str(w.word), fontsize=7, rotation=0, ha="left")
+    ax.set_ylim(-top * 1.1, top * 1.45)
+    ax.set_xlim(start, stop)
+    ax.set_xlabel("time (s, TR-grid clock)")
+    ax.set_ylabel("amplitude")
+    ax.set_title(f"{story}: synthesised audio and word onsets ({len(shown)} words shown)")
+    fig.tight_layout()
+    return fig

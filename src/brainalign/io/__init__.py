@@ -1,4 +1,4 @@
 """Kedro datasets and readers for published dataset layouts."""
-from .datasets import NiftiDataset, NpyStoriesDataset, StudyDataset
+from .datasets import ModelDirectory, ModelDirectoryDataset, NiftiDataset, NpyStoriesDataset, StudyDataset
 
-__all__ = ["NiftiDataset", "NpyStoriesDataset", "StudyDataset"]
+__all__ = ["ModelDirectory", "ModelDirectoryDataset", "NiftiDataset", "NpyStoriesDataset", "StudyDataset"]

@@ -2,6 +2,7 @@
 
 * :class:`NpyStoriesDataset` - a folder of float32 NPY files, one per story, loaded as
   memory maps (``dict story -> array``); an ``_index.json`` written last marks it complete.
+  Keys ``"<fold>/<story>"`` (features fitted per outer fold, the fold rule) are sub-folders.
 * :class:`StudyDataset` - a raw study directory read by a registered reader (load gives the
   reader); saving a :class:`~brainalign.core.synthetic.study.SimulatedStudy` writes it in real formats.
 """
@@ -44,6 +45,7 @@ class NpyStoriesDataset(AbstractDataset[dict, dict]):
         shapes = {}
         for story, arr in data.items():  # one story in memory at a time (data may be lazy)
             arr = np.ascontiguousarray(arr, dtype=np.float32)
+            (self._path / f"{story}.npy").parent.mkdir(parents=True, exist_ok=True)  # "<fold>/<story>" keys
             np.save(self._path / f"{story}.npy", arr)
             shapes[story] = list(arr.shape)
         (self._path / "_index.json").write_text(json.dumps({"stories": list(data), "shapes": shapes}))
@@ -63,8 +65,9 @@ class StudyDataset(AbstractDataset[Any, Any]):
     root : the study's root directory.
     reader : name in :data:`brainalign.io.readers.READERS`.
     options : keyword options of the reader.
-    download : when the study folder is missing or incomplete, fetch it from the reader's
-        ``source`` (:mod:`brainalign.io.download`; needs internet). Default: no.
+    download : accepted for catalogs that still pass it, and ignored: loading never downloads.
+        Fetching a missing study is the ``download_study`` node of data_prep (present when
+        ``study.download`` is true; :func:`brainalign.io.download.ensure_study`).
     """
 
     def __init__(self, root: str, reader: str, options: dict | None = None,
@@ -75,20 +78,10 @@ class StudyDataset(AbstractDataset[Any, Any]):
         self._reader_cls = get_reader(reader)
         self._reader = reader
         self._options = options or {}
-        self._download = bool(download)
-        self.metadata = metadata
+        self.metadata = metadata  # download: ignored (see the class docstring)
 
     def load(self):
-        reader = self._reader_cls(self._root, **self._options)
-        if self._download:
-            from .download import fetch
-            from .readers.base import MissingDataError
-
-            try:
-                reader.check()
-            except MissingDataError:
-                fetch(getattr(reader, "source", None), self._root, reader.name)
-        return reader
+        return self._reader_cls(self._root, **self._options)
 
     def save(self, data) -> None:
         from ..core.synthetic.study import SimulatedStudy, write_study
@@ -133,3 +126,70 @@ class NiftiDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._path)}
+
+
+class ModelDirectory:
+    """A model or adapter directory on disk (what :class:`ModelDirectoryDataset` loads).
+
+    Attributes
+    ----------
+    path : the directory; layout : ``"model"`` or ``"adapter"``; info : its ``brainalign.json``.
+    """
+
+    def __init__(self, path: str | Path):
+        from ..core.representations.tuned import check_model_directory, read_info
+
+        self.path = Path(path)
+        self.layout = check_model_directory(self.path)
+        self.info = read_info(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"ModelDirectory({str(self.path)!r}, {self.layout})"
+
+
+class ModelDirectoryDataset(AbstractDataset[Any, ModelDirectory]):
+    """A tuned model or adapter written by a pipeline of this project (safetensors only).
+
+    ``save`` takes an object with ``save_pretrained`` (a transformers or peft model; a
+    ``(model, tokenizer)`` pair saves both, and an optional third item, a dict, is written as
+    ``brainalign.json``) and writes it with safetensors into a fresh directory that replaces the
+    old one only when complete. ``load`` gives a :class:`ModelDirectory` (checked: weights present,
+    never pickles).
+    """
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def load(self) -> ModelDirectory:
+        try:
+            return ModelDirectory(self._path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise DatasetError(str(exc)) from exc
+
+    def save(self, data) -> None:
+        items = list(data) if isinstance(data, (tuple, list)) else [data]
+        tmp = self._path.with_name(self._path.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for item in items:
+            if isinstance(item, dict):
+                (tmp / "brainalign.json").write_text(json.dumps(item, indent=2, default=str))
+            else:
+                try:
+                    item.save_pretrained(tmp, safe_serialization=True)
+                except TypeError:  # tokenizers take no safe_serialization
+                    item.save_pretrained(tmp)
+        if self._path.exists():
+            shutil.rmtree(self._path)
+        tmp.replace(self._path)
+
+    def _exists(self) -> bool:
+        return self._path.is_dir() and any(self._path.iterdir())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

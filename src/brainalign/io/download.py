@@ -1,9 +1,11 @@
 """Optional download of a public dataset into a study root (for users with internet).
 
 A reader declares where its data come from in ``source`` (see :class:`DatasetSource`). The
-catalog's ``raw_study`` entry calls :func:`fetch` when ``download: true`` and the study folder is
-missing or incomplete. Offline, :func:`fetch` fails at once (a 3 s connection test) with a message
-saying where to put the files; it never half-downloads silently.
+``download_study`` node of data_prep (present when ``study.download`` is true) calls
+:func:`ensure_study`, which calls :func:`fetch` when the reader's ``check()`` fails; nothing else
+downloads (building pipelines and loading ``raw_study`` never do). Offline, :func:`fetch` fails at
+once (a 3 s connection test) with a message saying where to put the files; it never half-downloads
+silently.
 
 Tools, in order: ``openneuro-py`` (``pip install openneuro-py``), then the ``datalad`` command.
 """
@@ -88,3 +90,36 @@ def fetch(source: DatasetSource | None, root: str | Path, name: str) -> Path:
         return root
     raise MissingDataError(f"{name}: no download tool: pip install openneuro-py (or install datalad). "
                            f"{by_hand}")
+
+
+def ensure_study(reader: str, root: str | Path, options: dict | None = None) -> dict:
+    """Fetch the study that the reader registered as ``reader`` reads at ``root`` (with reader
+    ``options``) when the reader's ``check()`` fails; a small JSON-able report of what was done.
+
+    Returns
+    -------
+    dict with study, root, status (``"present"`` or ``"fetched"``), source (accession or URL,
+    or None) and include (the patterns fetched; empty when present).
+
+    Raises
+    ------
+    MissingDataError : the study is missing and cannot be fetched (see :func:`fetch`), or is still
+        incomplete after fetching (the reader's message).
+    """
+    from .readers import get_reader
+
+    cls = get_reader(reader)
+    study = cls(root, **(options or {}))
+    source = getattr(study, "source", None)
+    report = {"study": study.name, "root": str(root), "status": "present",
+              "source": (source.openneuro or source.datalad or source.url or None) if source else None,
+              "include": []}
+    try:
+        study.check()
+        log.info("%s study present at %s: nothing to download", study.name, root)
+        return report
+    except FileNotFoundError as exc:  # MissingDataError, or a reader's plain FileNotFoundError
+        log.info("%s study missing or incomplete at %s (%s): downloading", study.name, root, exc)
+    fetch(source, root, study.name)
+    cls(root, **(options or {})).check()  # a fresh reader: readers cache what they listed
+    return {**report, "status": "fetched", "include": list(source.include) if source else []}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial, update_wrapper
 from pathlib import Path
 
@@ -44,6 +44,23 @@ def safe_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class ConditionSpec:
+    """One condition as the grid sees it (parameters only; nothing loaded).
+
+    kind : the kind's name; level : ``word``, ``tr`` or ``fold`` (core.representations.base);
+    layers : layers scored; inputs : catalog datasets its extraction reads; params : validated
+    parameters (``kind`` filled in; a derived condition's ``against_layer`` resolved).
+    """
+
+    name: str
+    kind: str
+    level: str
+    layers: tuple[int, ...]
+    inputs: tuple[str, ...]
+    params: dict = field(compare=False, hash=False)
+
+
+@dataclass(frozen=True)
 class Grid:
     subjects: tuple[str, ...]
     conditions: tuple[str, ...]
@@ -51,16 +68,38 @@ class Grid:
     simulate: bool = False
     brain_maps: bool = False
     flatmap: bool = False
+    specs: tuple[ConditionSpec, ...] = ()
+    download: bool = False  # data_prep fetches a missing real study first (study.download)
 
     @staticmethod
     def layer_name(layer: int) -> str:
         return f"layer_{int(layer)}"
 
+    def spec(self, condition: str) -> ConditionSpec:
+        for s in self.specs:
+            if s.name == condition:
+                return s
+        # grids built by hand in tests: a text condition at the grid's layers
+        return ConditionSpec(condition, "text", "word", tuple(self.layers), ("words",), {"kind": "text"})
+
+    def layers_of(self, condition: str) -> tuple[int, ...]:
+        return self.spec(condition).layers
+
+    def cells(self) -> list[tuple[str, int]]:
+        """(condition, layer) pairs of the grid, in condition order."""
+        return [(c, k) for c in self.conditions for k in self.layers_of(c)]
+
+    @property
+    def needs_audio(self) -> bool:
+        return any("stimulus_audio" in s.inputs for s in self.specs)
+
 
 def grid_from_params(params: dict) -> Grid:
     """Subjects (``study.subjects``: a list, or ``auto`` to list the study directory; the
     simulated study names them from ``synthetic.n_subjects``), conditions (keys of
-    ``conditions``) and ``layers``."""
+    ``conditions``) and ``layers``. Pure: ``auto`` only lists folders (a missing or empty study
+    gives no subjects and a warning), never downloads; ``download`` (``study.download``, real
+    studies) puts the ``download_study`` node in data_prep."""
     study = params.get("study", {})
     simulate = bool(study.get("simulate", False))
     subjects = study.get("subjects", "auto")
@@ -69,30 +108,41 @@ def grid_from_params(params: dict) -> Grid:
     elif subjects == "auto":
         from ..io.readers import get_reader
 
+        # building pipelines is pure: list folders only, never read a data file or download
         reader = get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
         try:
-            try:
-                subjects = reader.subjects()
-            except FileNotFoundError:
-                if not study.get("download"):
-                    raise
-                from ..io.download import fetch
-
-                fetch(getattr(reader, "source", None), study["root"], reader.name)
-                subjects = reader.subjects()
+            subjects, why = reader.subjects(), "it has no subjects"
         except FileNotFoundError as exc:
-            log.warning("cannot list the subjects of the study (%s); the subject pipelines are empty", exc)
+            subjects, why = [], str(exc)
+        if not subjects:
+            log.warning(
+                "the %s study at %s is missing or empty (%s): the subject pipelines are empty. Run "
+                "`kedro run --pipeline data_prep` first (with the same --env; it downloads the study when "
+                "study.download / globals download is true, else put the files there by hand), then "
+                "run again.", study.get("reader"), study.get("root"), why)
             subjects = []
     for s in subjects:
         if safe_name(s) != s:
             raise ValueError(f"subject id {s!r} has characters other than letters, digits, _ and -")
-    conditions = list(params.get("conditions", {}))
-    for c in conditions:
+    specs = condition_specs(params)
+    return Grid(tuple(subjects), tuple(s.name for s in specs), tuple(int(x) for x in params.get("layers", [])),
+                simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
+                bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")), tuple(specs),
+                download=bool(study.get("download")) and not simulate)
+
+
+def condition_specs(params: dict) -> list[ConditionSpec]:
+    """The conditions of the parameters (``conditions``, ``layers``), validated by their kinds
+    (:func:`brainalign.core.representations.parse_conditions`); reads no file."""
+    from ..core.representations import condition_layers, parse_conditions
+
+    parsed = parse_conditions(params.get("conditions") or {})
+    for c in parsed:
         if safe_name(c) != c:
             raise ValueError(f"condition name {c!r} has characters other than letters, digits, _ and -")
-    return Grid(tuple(subjects), tuple(conditions), tuple(int(x) for x in params.get("layers", [])),
-                simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
-                bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")))
+    layers = condition_layers(parsed, params.get("layers", []))
+    return [ConditionSpec(name, kind.name, kind.level, layers[name], tuple(kind.inputs(name, p)), p)
+            for name, (kind, p) in parsed.items()]
 
 
 def bind(func, **kwargs):

@@ -13,6 +13,42 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: header ``descrip`` prefix of the 1x1x1 stand-in reference image of data without voxels
+NO_GRID = "brainalign:no-voxel-grid:"
+
+
+def grid_image(reference):
+    """The 3D grid of a reference image (nibabel) as a small uint8 image: its first volume,
+    non-zero where the reference is, with its affine (a 4D reference keeps only its grid)."""
+    import nibabel as nib
+
+    data = np.asanyarray(reference.dataobj)
+    data = data.reshape(data.shape[:3] + (-1,))[..., 0] if data.ndim > 3 else data
+    return nib.Nifti1Image((np.nan_to_num(data) != 0).astype(np.uint8), reference.affine)
+
+
+def no_grid_image(reader: str):
+    """The stand-in reference image of data without voxels (ROI time courses, surfaces): 1x1x1
+    zeros whose header ``descrip`` says so and names the ``reader`` (:func:`no_grid_reader`)."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.eye(4))
+    img.header["descrip"] = (NO_GRID + str(reader))[:79].encode()
+    return img
+
+
+def no_grid_reader(reference) -> str | None:
+    """The reader named by a :func:`no_grid_image` (None for a real voxel grid or no image)."""
+    if reference is None:
+        return None
+    header = getattr(reference, "header", None)
+    try:
+        descrip = header["descrip"].item() if header is not None else b""
+    except (KeyError, ValueError):
+        return None
+    descrip = descrip.decode(errors="replace") if isinstance(descrip, bytes) else str(descrip)
+    return descrip[len(NO_GRID):] if descrip.startswith(NO_GRID) else None
+
 
 def scores_to_volume(values: np.ndarray, targets: pd.DataFrame, reference):
     """A 3D NIfTI image with ``values[t]`` at voxel ``(i, j, k)`` of target t (NaN elsewhere).

@@ -1,7 +1,10 @@
-"""Scores: column-wise Pearson r and R^2, inter-subject correlation and repeat-based noise ceilings."""
-from __future__ import annotations
+"""Scores: column-wise Pearson r and R^2, inter-subject correlation and repeat-based noise ceilings.
 
-import warnings
+:func:`pearson_r`, :func:`r2_score` and :func:`is_constant` are written once over a himalaya
+backend and take numpy arrays or torch tensors (CPU or CUDA); the encoding models score every
+backend with them.
+"""
+from __future__ import annotations
 
 import numpy as np
 
@@ -10,72 +13,138 @@ import numpy as np
 CONSTANT_RTOL = 1e-6
 
 
-def is_constant(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """True for each column of ``x`` that is constant up to floating-point rounding:
-    ``std <= CONSTANT_RTOL * |mean|`` (or exactly zero). NaN is ignored.
+# ---------------------------------------------------------------------------- backend
+# The metrics are written once over a himalaya backend module (``numpy``, ``torch``,
+# ``torch_cuda``): ``bk.sum``, ``bk.sqrt``, ``bk.abs``, ``bk.clip``, ``bk.isnan``, ``bk.asarray``,
+# ``bk.zeros_like`` and boolean indexing, which numpy arrays and torch tensors share. Arrays stay
+# where they are (a CUDA tensor is scored on its GPU); the result is an array of the same backend.
+
+def get_backend(backend=None, *arrays):
+    """The himalaya backend module to compute with.
 
     Parameters
     ----------
-    x : array of shape (n_samples, n_targets)
+    backend : a himalaya backend module, its name (``numpy``, ``torch``, ``torch_cuda``), or None:
+        the backend matching ``arrays`` (``torch`` for torch tensors, ``torch_cuda`` for CUDA
+        tensors, ``numpy`` for anything else). The global himalaya backend is not consulted, so
+        numpy arrays always give numpy results.
+    """
+    import importlib
+
+    if backend is None:
+        backend = "numpy"
+        for x in arrays:
+            if type(x).__module__.startswith("torch"):
+                backend = "torch_cuda" if getattr(x, "is_cuda", False) else "torch"
+                break
+    if isinstance(backend, str):
+        return importlib.import_module(f"himalaya.backend.{backend}")
+    return backend
+
+
+def _float64(bk, x):
+    """``x`` as a float64 array of backend ``bk``, on the device it is on (a copy only if needed)."""
+    return bk.asarray(x, dtype=bk.float64, device=None)
+
+
+def _mean(bk, x, axis: int = 0, dtype=None):
+    """Mean along ``axis``, accumulated in ``dtype`` (default: the dtype of ``x``)."""
+    return bk.sum(x, axis, dtype=dtype) / x.shape[axis]
+
+
+def _columns(bk, y_true, y_pred):
+    a, b = _float64(bk, y_true), _float64(bk, y_pred)
+    if a.ndim == 1:
+        a, b = a[:, None], b[:, None]
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    return a, b
+
+
+def is_constant(x, axis: int = 0, backend=None):
+    """True for each column of ``x`` that is constant up to floating-point rounding:
+    ``std <= CONSTANT_RTOL * |mean|`` (or exactly zero), in float64. NaN is ignored.
+
+    Parameters
+    ----------
+    x : array of shape (n_samples, n_targets): numpy array or torch tensor (CPU or CUDA).
+    backend : himalaya backend (module or name); default: the one matching ``x``
+        (:func:`get_backend`).
 
     Returns
     -------
-    bool array of shape (n_targets,)
+    bool array of shape (n_targets,), of the backend (a numpy array for numpy input).
     """
-    x = np.asarray(x, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        sd = np.nanstd(x, axis=axis)
-        mean = np.abs(np.nanmean(x, axis=axis))
-    return (sd == 0) | (sd <= CONSTANT_RTOL * mean)
+    bk = get_backend(backend, x)
+    x = _float64(bk, x)
+    nan = bk.isnan(x)
+    has_nan = bool(bk.any(nan))
+    if has_nan:
+        x = bk.copy(x)
+        x[nan] = 0.0
+    n = bk.sum(~nan, axis)
+    keep = list(x.shape)
+    keep[axis] = 1
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN columns: NaN, not constant
+        mean = bk.sum(x, axis) / n
+        dev = x - mean.reshape(keep)
+        if has_nan:
+            dev[nan] = 0.0
+        sd = bk.sqrt(bk.sum(dev * dev, axis) / n)
+    return (sd == 0) | (sd <= CONSTANT_RTOL * bk.abs(mean))
 
 
-def pearson_r(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def pearson_r(y_true, y_pred, backend=None):
     """Pearson correlation of each column of ``y_true`` with the same column of ``y_pred``.
 
     Parameters
     ----------
-    y_true, y_pred : arrays of shape (n_samples, n_targets) (or (n_samples,)).
+    y_true, y_pred : arrays of shape (n_samples, n_targets) (or (n_samples,)): numpy arrays or
+        torch tensors (CPU or CUDA; both on one device).
+    backend : himalaya backend (module or name); default: the one matching the inputs
+        (:func:`get_backend`).
 
     Returns
     -------
-    r : array of shape (n_targets,), float64. A column with zero variance in either input has
-        no defined correlation; it gets r = 0 (never NaN), and callers that care check variance
-        first (data_prep excludes zero-variance targets with a logged reason).
+    r : array of shape (n_targets,), float64, of the backend (numpy for numpy input). A column
+        constant in either input (:func:`is_constant`) has no defined correlation; it gets r = 0
+        (never NaN), and callers that care check variance first (data_prep excludes zero-variance
+        targets with a logged reason).
     """
-    a = np.asarray(y_true, dtype=np.float64)
-    b = np.asarray(y_pred, dtype=np.float64)
-    if a.ndim == 1:
-        a, b = a[:, None], b[:, None]
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    ok = ~(is_constant(a) | is_constant(b))
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    num = (a * b).sum(0)
-    out = np.zeros(a.shape[1])
-    ok &= den > 0
+    bk = get_backend(backend, y_true, y_pred)
+    a, b = _columns(bk, y_true, y_pred)
+    ok = ~(is_constant(a, backend=bk) | is_constant(b, backend=bk))
+    a = a - _mean(bk, a)
+    b = b - _mean(bk, b)
+    den = bk.sqrt(bk.sum(a * a, 0) * bk.sum(b * b, 0))
+    num = bk.sum(a * b, 0)
+    out = bk.zeros_like(num)
+    ok = ok & (den > 0)
     out[ok] = num[ok] / den[ok]
-    return np.clip(out, -1.0, 1.0)
+    return bk.clip(out, -1.0, 1.0)
 
 
-def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def r2_score(y_true, y_pred, backend=None):
     """Coefficient of determination per column, ``1 - SSE / SST`` with SST about the column mean
-    of ``y_true`` (as ``sklearn.metrics.r2_score(..., multioutput='raw_values')``).
+    of ``y_true`` (as ``sklearn.metrics.r2_score(..., multioutput='raw_values')``), in float64.
+
+    Parameters
+    ----------
+    y_true, y_pred, backend : as :func:`pearson_r`.
 
     Returns
     -------
-    r2 : array of shape (n_targets,); 0 where ``y_true`` is constant (:func:`is_constant`).
+    r2 : array of shape (n_targets,) of the backend; 0 where ``y_true`` is constant
+        (:func:`is_constant`).
     """
-    a = np.asarray(y_true, dtype=np.float64)
-    b = np.asarray(y_pred, dtype=np.float64)
-    if a.ndim == 1:
-        a, b = a[:, None], b[:, None]
-    sse = ((a - b) ** 2).sum(0)
-    sst = ((a - a.mean(0)) ** 2).sum(0)
-    out = np.zeros(a.shape[1])
-    ok = (sst > 0) & ~is_constant(a)
+    bk = get_backend(backend, y_true, y_pred)
+    a, b = _columns(bk, y_true, y_pred)
+    d = a - b
+    sse = bk.sum(d * d, 0)
+    c = a - _mean(bk, a)
+    sst = bk.sum(c * c, 0)
+    out = bk.zeros_like(sse)
+    ok = (sst > 0) & ~is_constant(a, backend=bk)
     out[ok] = 1.0 - sse[ok] / sst[ok]
     return out
 

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .folds import Fold, _Splits, inner_splits
-from .metrics import pearson_r, r2_score
+from .metrics import _float64, _mean, pearson_r, r2_score
 
 log = logging.getLogger(__name__)
 
@@ -159,47 +159,34 @@ def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend, keep_o
     return (pred if keep_on_backend else backend.to_numpy(pred)), backend.to_numpy(model.best_alphas_)
 
 
-def _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions):
-    """One fold x target batch on a torch backend (CPU or CUDA), the arithmetic of the numpy
-    path (:func:`standardize`, :func:`~brainalign.core.encoding.metrics.pearson_r`,
-    :func:`~brainalign.core.encoding.metrics.r2_score`, the float64 sums for ``r_concat``) done on the
-    backend's device so only per-target results come back.
+def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions):
+    """One fold x target batch on any himalaya backend (numpy, or torch on the CPU or a GPU):
+    responses centred with the training mean (the intercept), fit, and the scores of
+    :mod:`~brainalign.core.encoding.metrics` (written once over the backend) with the float64
+    sums for ``r_concat``, all on the backend's device, so only per-target results come back.
 
     Returns
     -------
-    r, r2, best_alpha : arrays of shape (n_batch,); sums : array (5, n_batch) of the
+    r, r2, best_alpha : numpy arrays of shape (n_batch,); sums : array (5, n_batch) of the
     concatenated-r sums; raw predictions (n_test, n_batch) in response units, or None.
     """
-    import torch
-
-    from .metrics import CONSTANT_RTOL
-
     Yd = bk.asarray(Yb)
-    tr = torch.as_tensor(np.asarray(train), device=Yd.device)
-    te = torch.as_tensor(np.asarray(test), device=Yd.device)
+    tr, te = bk.asarray(np.asarray(train)), bk.asarray(np.asarray(test))
     Ytr_raw, Yte_raw = Yd[tr], Yd[te]
-    mu = Ytr_raw.mean(0)
+    mu = _mean(bk, Ytr_raw)
     pred, best = _fit_predict(Xtr, Ytr_raw - mu, Xte, alphas, splits, batch, bk, keep_on_backend=True)
-    a = (Yte_raw - mu).double()  # held-out responses centred with the training mean, as numpy
-    b = torch.as_tensor(pred).to(Yd.device).double()  # himalaya may return predictions on the CPU
-
-    def constant(x):
-        sd = x.std(0, correction=0)
-        return (sd == 0) | (sd <= CONSTANT_RTOL * x.mean(0).abs())
-
-    ac, bc = a - a.mean(0), b - b.mean(0)
-    den = torch.sqrt((ac * ac).sum(0) * (bc * bc).sum(0))
-    ok = ~(constant(a) | constant(b)) & (den > 0)
-    r = torch.where(ok, (ac * bc).sum(0) / torch.where(ok, den, 1.0), 0.0).clamp(-1.0, 1.0)
-    sse, sst = ((a - b) ** 2).sum(0), (ac * ac).sum(0)
-    ok2 = (sst > 0) & ~constant(a)
-    r2 = torch.where(ok2, 1.0 - sse / torch.where(ok2, sst, 1.0), 0.0)
-    # concatenated-r sums about the batch mean, in float64 (see the numpy path)
-    shift = Yd.double().mean(0)
-    raw_true = Yte_raw.double() - shift
-    raw_pred = b + (Ytr_raw.double().mean(0) - shift)
-    sums = torch.stack([raw_true.sum(0), raw_pred.sum(0), (raw_true ** 2).sum(0), (raw_pred ** 2).sum(0),
-                        (raw_true * raw_pred).sum(0)])
+    pred = bk.asarray(pred)  # himalaya may return predictions on the CPU
+    held_out = Yte_raw - mu  # centred with the training mean
+    r = pearson_r(held_out, pred, backend=bk)
+    r2 = r2_score(held_out, pred, backend=bk)
+    # r over the concatenated held-out predictions, in response units: the sums are float64 and
+    # taken about the batch's overall mean (one shift for all folds, so r is unchanged) to avoid
+    # cancellation when responses sit far from zero
+    shift = _mean(bk, Yd, dtype=bk.float64)
+    raw_true = _float64(bk, Yte_raw) - shift
+    raw_pred = _float64(bk, pred) + (_mean(bk, Ytr_raw, dtype=bk.float64) - shift)
+    sums = bk.stack([bk.sum(raw_true, 0), bk.sum(raw_pred, 0), bk.sum(raw_true * raw_true, 0),
+                     bk.sum(raw_pred * raw_pred, 0), bk.sum(raw_true * raw_pred, 0)])
     raw = bk.to_numpy(raw_pred + shift) if want_predictions else None
     return bk.to_numpy(r), bk.to_numpy(r2), best, bk.to_numpy(sums), raw
 
@@ -248,13 +235,23 @@ def _pearson_from_sums(acc: np.ndarray, n: int) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
+def _fold_matrix(fold_features: list, f: int, shape: tuple) -> np.ndarray:
+    Xf = np.asarray(fold_features[f])
+    if Xf.shape != shape:
+        raise ValueError(f"features of fold {f} have shape {Xf.shape}, expected {shape}")
+    if not np.isfinite(Xf).all():
+        raise ValueError(f"features of fold {f} hold NaN or inf; check the feature extraction")
+    return Xf
+
+
 def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                              story_of_sample: np.ndarray | None = None,
                              alphas: np.ndarray | None = None, n_inner: int = 5,
                              inner_gap: int = 5, backend: str = "numpy",
                              target_batch: int | None = 20000, dtype: str = "float32",
                              return_predictions: bool = False,
-                             progress: bool = False, shifts: dict | None = None) -> EncodingResult:
+                             progress: bool = False, shifts: dict | None = None,
+                             fold_features: list | None = None) -> EncodingResult:
     """Fit and score a ridge encoding model with nested cross-validation.
 
     Parameters
@@ -271,6 +268,9 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     backend : himalaya backend, ``numpy``, ``torch`` or ``torch_cuda``.
     target_batch : targets per batch (bounds memory for 100k-voxel data).
     dtype : computation dtype (``float32`` or ``float64``).
+    fold_features : optional list, one array of the shape of ``X`` per outer fold: fold ``f`` is
+        fitted and scored on ``fold_features[f]`` (features fitted per fold, the fold rule);
+        ``X`` is then only checked.
     shifts : story label -> circular shift of the responses (:func:`null_shifts`): fits a null
         model on responses rolled against the features, batch by batch.
 
@@ -300,9 +300,9 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
     batch = n_targets if not target_batch else int(target_batch)
     starts = range(0, n_targets, batch)
     with himalaya_backend(backend) as bk:
-        on_torch = bk.name.startswith("torch")
         for f, (train, test) in enumerate(tqdm(folds, desc="folds", disable=not progress)):
-            Xtr, Xte = standardize(X[train].astype(dtype), X[test].astype(dtype))
+            Xf = X if fold_features is None else _fold_matrix(fold_features, f, X.shape)
+            Xtr, Xte = standardize(Xf[train].astype(dtype), Xf[test].astype(dtype))
             splits = inner_splits(train, story_of_sample, n_inner, inner_gap)
             for s in starts:
                 sl = slice(s, min(s + batch, n_targets))
@@ -316,29 +316,13 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                             f"responses hold NaN or inf in {int(bad_y.sum())} targets (first columns: "
                             f"{(np.flatnonzero(bad_y)[:5] + sl.start).tolist()}); exclude them first "
                             "(brainalign.core.brain.preprocess.clean_responses does)")
-                if on_torch:  # centring, fit, scores and sums stay on the backend's device
-                    r_b, r2_b, best, sums, raw = _torch_fold_batch(bk, Yb, train, test, Xtr, Xte, alphas,
-                                                                   splits, batch, preds is not None)
-                    fold_r[f, sl], fold_r2[f, sl], fold_alpha[f, sl] = r_b, r2_b, best
-                    acc[:, sl] += sums
-                    if preds is not None:
-                        preds[test, sl] = raw
-                    continue
-                Ytr, Yte = standardize(Yb[train], Yb[test], scale=False)
-                pred, best = _fit_predict(Xtr, Ytr, Xte, alphas, splits, batch, bk)
-                fold_r[f, sl] = pearson_r(Yte, pred)
-                fold_r2[f, sl] = r2_score(Yte, pred)
-                fold_alpha[f, sl] = best
-                # r over the concatenated held-out predictions, in response units: the sums are
-                # float64 and taken about the batch's overall mean (one shift for all folds, so
-                # r is unchanged) to avoid cancellation when responses sit far from zero
-                shift = Yb.mean(0, dtype=np.float64)
-                raw_true = Yb[test].astype(np.float64) - shift
-                raw_pred = pred.astype(np.float64) + (Yb[train].mean(0, dtype=np.float64) - shift)
-                acc[:, sl] += [raw_true.sum(0), raw_pred.sum(0), (raw_true ** 2).sum(0),
-                               (raw_pred ** 2).sum(0), (raw_true * raw_pred).sum(0)]
+                # centring, fit, scores and sums stay on the backend's device
+                r_b, r2_b, best, sums, raw = _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits,
+                                                         batch, preds is not None)
+                fold_r[f, sl], fold_r2[f, sl], fold_alpha[f, sl] = r_b, r2_b, best
+                acc[:, sl] += sums
                 if preds is not None:
-                    preds[test, sl] = raw_pred + shift
+                    preds[test, sl] = raw
     r_concat = _pearson_from_sums(acc, sum(len(t) for _, t in folds))
     edge = np.isclose(fold_alpha, alphas.min()) | np.isclose(fold_alpha, alphas.max())
     return EncodingResult(

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .base import RepresentationKind
+
 log = logging.getLogger(__name__)
 
 
@@ -131,9 +133,18 @@ def window_starts(n_words: int, context_words: int, groups=None) -> np.ndarray:
     return starts
 
 
-def _windows(words: list[str], context_words: int, groups=None) -> list[list[str]]:
+def _windows(words: list[str], context_words: int, groups=None,
+             shuffle_seed: int | None = None) -> list[list[str]]:
+    """Each word's window; with ``shuffle_seed`` the preceding words of every window are put in
+    a random order (seeded by the seed and the word's index), the word itself stays last."""
     starts = window_starts(len(words), context_words, groups)
-    return [words[int(s): i + 1] for i, s in enumerate(starts)]
+    out = [words[int(s): i + 1] for i, s in enumerate(starts)]
+    if shuffle_seed is not None:
+        for i, win in enumerate(out):
+            if len(win) > 2:
+                order = np.random.default_rng([int(shuffle_seed), i]).permutation(len(win) - 1)
+                out[i] = [win[j] for j in order] + [win[-1]]
+    return out
 
 
 def pool_by_group(features: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +181,8 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
                           context_words: int = 20, batch_size: int = 64,
                           max_tokens: int | None = None, progress: bool = False,
                           desc: str = "windows", groups=None,
-                          separator: str | None = None) -> dict[int, np.ndarray]:
+                          separator: str | None = None,
+                          shuffle_seed: int | None = None) -> dict[int, np.ndarray]:
     """Contextual features of every word of one story at the requested layers.
 
     Parameters
@@ -187,6 +199,9 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     separator : None (default): words are given to the tokenizer as a list
         (``is_split_into_words``); a string (``""`` for CJK text, ``" "``): the window's words are
         joined with it and sub-tokens are mapped to words by character offsets.
+    shuffle_seed : None (default), or a seed: the preceding words of each window are shuffled
+        (word order removed from the context; the word itself stays last), the ``no_position``
+        control's ``shuffle`` mode.
 
     Returns
     -------
@@ -203,7 +218,7 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     limit = max_tokens or min(int(getattr(tokenizer, "model_max_length", 512) or 512),
                               int(getattr(model.config, "max_position_embeddings", 512) or 512))
     device = next(model.parameters()).device
-    windows = _windows(list(map(str, words)), context_words, groups)
+    windows = _windows(list(map(str, words)), context_words, groups, shuffle_seed)
     out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}
     empty: list[int] = []  # words that the tokenizer turns into no sub-token
     for start in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress):
@@ -281,8 +296,10 @@ def feature_key(model: str, context_words: int, story: str, words: list[str], gr
 
 
 class FeatureCache:
-    """Word features cached as NPY per model-context-story key and layer:
-    ``<root>/<key>/layer_<k>.npy``. Stale entries cannot be hit because the key hashes the words.
+    """Word features cached as NPY per key and layer: ``<root>/<key>/layer_<k>.npy``. The key
+    (:func:`feature_key`) hashes what produced the features - the model's fingerprint
+    (:func:`model_fingerprint`: weights, config, tokenizer), the context and the exact words - so
+    a stale entry cannot be hit, even for a checkpoint retrained at the same path.
     """
 
     def __init__(self, root: str | Path | None):
@@ -301,5 +318,86 @@ class FeatureCache:
             return
         d = self.root / key
         d.mkdir(parents=True, exist_ok=True)
-        for layer, arr in feats.items():
-            np.save(d / f"layer_{layer}.npy", np.asarray(arr, dtype=np.float32))
+        for layer, arr in feats.items():  # written beside, then renamed: a crash leaves no half file
+            tmp = d / f"layer_{layer}.npy.partial"
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(arr, dtype=np.float32))
+            tmp.replace(d / f"layer_{layer}.npy")
+
+
+def model_fingerprint(model, tokenizer=None, extra=None) -> str:
+    """What produced a model's features, as a short hash: its configuration (without the path it
+    was loaded from), every weight tensor, the tokenizer's full definition (fast tokenizers) and
+    ``extra`` (JSON-able). A checkpoint retrained at the same path gets a new fingerprint; the same
+    weights at another path keep theirs."""
+    import torch
+
+    h = hashlib.sha1()
+    cfg = {k: v for k, v in model.config.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if tokenizer is not None and hasattr(tokenizer, "backend_tokenizer"):
+        h.update(tokenizer.backend_tokenizer.to_str().encode())
+    if extra is not None:
+        h.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+class TextKind(RepresentationKind):
+    """``text``: a transformers text model (registered name, local path or hub name), layer-wise
+    contextual word features (:func:`extract_word_features`; ``unit: sentence`` pools them into
+    sentence embeddings downstream). Parameters: ``model``, ``context_words``."""
+
+    name = "text"
+    level = "word"
+    keys = ("model", "context_words")
+    required = ("model",)
+
+    def load(self, name: str, params: dict, device: str, **data):
+        """Tokenizer and model (eval mode, on ``device``) of the condition."""
+        return load_model(params["model"], device)
+
+    def fingerprint_extra(self, params: dict) -> dict | None:
+        return None
+
+    def shuffle_seed(self, params: dict) -> int | None:
+        return None
+
+    def extract(self, name: str, params: dict, embedding: dict, layers: list[int], words=None,
+                **data) -> dict[int, dict]:
+        ctx = int(params.get("context_words", embedding.get("context_words", 20)))
+        scope = embedding.get("context_scope", "story")
+        if scope not in CONTEXT_SCOPES:
+            raise ValueError(f"embedding.context_scope must be one of {CONTEXT_SCOPES}, got {scope!r}")
+        separator = embedding.get("word_separator")
+        cache = FeatureCache(embedding.get("cache_dir"))
+        tok, model = self.load(name, params, resolve_device(embedding.get("device", "auto")), **data)
+        fingerprint = model_fingerprint(model, tok, self.fingerprint_extra(params))
+        log.info("condition %s: model fingerprint %s", name, fingerprint)
+        out: dict[int, dict] = {layer: {} for layer in layers}
+        for story, w in words.groupby("story", sort=False):
+            w = w.sort_values("word_index")
+            wl = w["word"].tolist()
+            groups = w["sentence_id"].to_numpy() if scope == "sentence" else None
+            key = feature_key(fingerprint, ctx, str(story), wl, groups=groups, separator=separator)
+            feats = cache.get(key, layers)
+            if feats is None:
+                feats = extract_word_features(wl, tok, model, layers, context_words=ctx,
+                                              batch_size=int(embedding.get("batch_size", 64)),
+                                              progress=True, desc=f"{name} {story}", groups=groups,
+                                              separator=separator, shuffle_seed=self.shuffle_seed(params))
+                cache.put(key, feats)
+            else:
+                log.info("condition %s: word features of story %s from the cache (%s)", name, story, key)
+            for layer in layers:
+                out[layer][story] = np.asarray(feats[layer], dtype=np.float32)
+        return out
+
+    def describe(self, name: str, params: dict) -> dict:
+        return {"condition": name, "kind": self.name, "base_model": params.get("model"), "method": "pretrained"}
+
+
+CONTEXT_SCOPES = ("story", "sentence")

@@ -1,13 +1,28 @@
 """A simulated story-listening fMRI study with a planted ground truth (the embedded default).
 
 Stories: texts written for this project (``brainalign/data/stories``), given word timings from
-word length and punctuation. Every voxel of a shared template brain responds to
+word length and punctuation (:func:`time_words`) or read aloud by eSpeak NG with exact word
+timings (the ``simulate`` node's default, ``synthetic.audio``). Every voxel of a shared template brain responds to
 
 * a semantic signal: a fixed random projection of one layer of a language model's contextual
   word features (Lanczos-downsampled to TRs, convolved with the canonical HRF), and
-* low-level signals: word rate and mean word length (same path to TRs),
+* low-level signals: word rate and mean word length (same path to TRs), and, when the study
+  has audio (``audio``: story -> (waveform, sample_rate), sample 0 at time 0 of the word clock,
+  e.g. from :func:`brainalign.core.synthetic.speech.synthesize_story`), the sound power: the
+  log power (dB re full scale, floored at -60 dB so that pauses and stop closures do not
+  dominate) of the audio in 50 ms windows every 50 ms
+  (:func:`brainalign.core.representations.lowlevel_audio.sound_power`), Lanczos-downsampled to
+  the TRs (scaled by 50 ms / TR, so a TR's value is about the mean dB around it) and convolved
+  with the canonical HRF,
 
-mixed with a per-voxel semantic share; Gaussian noise is added at a per-voxel signal-to-noise
+mixed with a per-voxel semantic share; the low-level part of a voxel is a non-negative mix
+(weights |N(0, 1)|) of the z-scored low-level signals, so the sound power weighs most where the
+semantic share is low (the A1-like ROI). ``sound_power_share`` in the ground truth is
+``(1 - semantic_share) w_sound**2 / sum_j w_j**2`` over the low-level weights ``w``: a share of
+squared weights of unit-variance signals, not of variance (word rate and sound power
+correlate); 0 without audio and for pure-noise voxels.
+
+Gaussian noise is added at a per-voxel signal-to-noise
 ratio (variance ratio) per subject. A share of voxels (and the whole "WM" region) is pure noise.
 Voxel weights and SNRs are shared by subjects (inter-subject correlation is meaningful); noise
 and a slow linear drift per run are not. The ground truth ``expected_r`` of a voxel is the
@@ -16,7 +31,8 @@ perfect model would score (0 for pure-noise voxels).
 
 Written to disk in real formats (:func:`write_study`): per subject and story a 4D NIfTI BOLD
 image, a brain mask and an ROI label image (BIDS-derivative names), per story a word-timing TSV
-(BIDS events columns), a labels TSV and ``ground_truth.parquet``.
+(BIDS events columns) and the audio as a 16-bit WAV (when the study has audio), a labels TSV and
+``ground_truth.parquet``.
 """
 from __future__ import annotations
 
@@ -29,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..representations.lowlevel_audio import sound_power
+from ..timing.audio import check_audio_covers_words, write_wav
 from ..timing.resample import hrf_convolve, lanczos_downsample
 from ..timing.stimuli import word_times
 
@@ -109,7 +127,10 @@ class SimulatedStudy:
     mask : uint8 array of shape volume_shape; labels : int16, same shape (0 = outside)
     roi_names : ROI name of label k at position k - 1
     words : dict story -> DataFrame(word, onset, offset), seconds from the first volume
-    ground_truth : DataFrame with subject, target, roi, expected_r, snr, semantic_share, is_noise
+    ground_truth : DataFrame with subject, target, roi, expected_r, snr, semantic_share,
+        sound_power_share, is_noise
+    audio : dict story -> (float32 waveform (n_samples,), sample_rate), sample 0 at the first
+        volume; empty when the study has no audio
     """
 
     bold: dict
@@ -121,6 +142,7 @@ class SimulatedStudy:
     tr: float
     affine: np.ndarray
     meta: dict = field(default_factory=dict)
+    audio: dict = field(default_factory=dict)
 
 
 def target_ids(mask: np.ndarray) -> list[str]:
@@ -131,7 +153,8 @@ def target_ids(mask: np.ndarray) -> list[str]:
 def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.DataFrame], *,
                    n_subjects: int = 3, tr: float = 2.0, volume_shape=(12, 12, 10),
                    tail_seconds: float = 20.0, trim_start: int = 0, trim_end: int = 0,
-                   n_components: int = 16, seed: int = 0) -> SimulatedStudy:
+                   n_components: int = 16, seed: int = 0, audio: dict | None = None,
+                   sound_window_s: float = 0.05, sound_floor_db: float = -60.0) -> SimulatedStudy:
     """Simulate BOLD for every subject and story.
 
     Parameters
@@ -141,6 +164,16 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     tail_seconds : scan time after the last word.
     trim_start, trim_end : TRs that data_prep will trim; ``expected_r`` is computed on the rest.
     n_components : dimension of the random semantic projection.
+    audio : story -> (waveform float (n_samples,), sample_rate), sample 0 at time 0 of the word
+        clock, for every story or None. Adds the sound-power low-level signal (module docstring);
+        without it the simulation draws exactly what it drew before audio existed.
+    sound_window_s : window and step (s) of the sound power before downsampling to TRs.
+    sound_floor_db : lower clip of the sound power (dB re full scale).
+
+    Returns
+    -------
+    SimulatedStudy; ``bold[(subject, story)]`` float32 (*volume_shape, n_trs) with
+    ``n_trs = ceil((last word offset + tail_seconds) / tr)``.
     """
     rng = np.random.default_rng(seed)
     roi_names = list(ROI_SPECS)
@@ -149,6 +182,15 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     roi_of_vox = labels[vox] - 1
     n_vox = len(roi_of_vox)
     stories = list(words)
+    audio = dict(audio or {})
+    if audio:
+        missing = [s for s in stories if s not in audio]
+        if missing:
+            raise ValueError(f"simulate_study: audio is given for {sorted(audio)} but not for stories {missing}; "
+                             "give it for every story or for none")
+        for s in stories:
+            wave, rate = audio[s]
+            check_audio_covers_words(len(wave) / float(rate), words[s], s, "simulated audio")
     dim = next(iter(word_features.values())).shape[1]
     projection = rng.standard_normal((dim, n_components)) / np.sqrt(dim)
 
@@ -163,6 +205,12 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         letters = w["word"].str.replace(r"[^A-Za-z]", "", regex=True).str.len().to_numpy(float)
         sem[story] = hrf_convolve(lanczos_downsample(word_features[story] @ projection, wt, times), tr)
         low[story] = hrf_convolve(lanczos_downsample(np.c_[np.ones(len(w)), letters], wt, times), tr)
+        if audio:
+            wave, rate = audio[story]
+            fine = np.arange(0.0, n * tr, sound_window_s)
+            power = sound_power(wave, rate, fine, window_s=sound_window_s, floor_db=sound_floor_db)
+            snd = lanczos_downsample(power, fine, times) * np.float32(sound_window_s / tr)
+            low[story] = np.c_[low[story], hrf_convolve(snd, tr)]
     keep = {s: slice(trim_start, n_trs[s] - trim_end) for s in stories}
     # z-score each signal over all kept TRs of all stories together
     for sig in (sem, low):
@@ -174,6 +222,8 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     # per-voxel parameters (shared by subjects)
     w_sem = rng.standard_normal((n_components, n_vox))
     w_low = np.abs(rng.standard_normal((2, n_vox)))
+    if audio:  # drawn only with audio, so a study without audio keeps its old draws
+        w_low = np.vstack([w_low, np.abs(rng.standard_normal((1, n_vox)))])
     share = np.empty(n_vox)
     snr = np.empty(n_vox)
     is_noise = np.zeros(n_vox, bool)
@@ -197,6 +247,7 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     for s in stories:
         signal[s] = (signal[s] - allk.mean(0)) / allk.std(0) * np.sqrt(snr)
 
+    sound_share = ((1 - share) * w_low[2] ** 2 / (w_low ** 2).sum(0)) if audio else np.zeros(n_vox)
     bold, gt_rows = {}, []
     tids = target_ids(mask)
     baseline = 500 + 100 * rng.random(n_vox)
@@ -219,14 +270,15 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         gt_rows.append(pd.DataFrame({
             "subject": subject, "target": tids, "roi": [roi_names[k] for k in roi_of_vox],
             "expected_r": expected, "snr": snr, "semantic_share": np.where(is_noise, 0.0, share),
-            "is_noise": is_noise}))
+            "sound_power_share": np.where(is_noise, 0.0, sound_share), "is_noise": is_noise}))
     # 3 mm voxels; the box is centred on the left perisylvian cortex in MNI space (-50, -20, 6 mm),
     # where the simulated ROIs' namesakes are, so the brain maps land on the left hemisphere
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     affine[:3, 3] = np.array([-50.0, -20.0, 6.0]) - 3.0 * (np.array(volume_shape) - 1) / 2
     return SimulatedStudy(bold=bold, mask=mask, labels=labels, roi_names=roi_names, words=words,
                           ground_truth=pd.concat(gt_rows, ignore_index=True), tr=tr, affine=affine,
-                          meta={"n_trs": n_trs, "seed": seed, "n_components": n_components})
+                          meta={"n_trs": n_trs, "seed": seed, "n_components": n_components},
+                          audio={s: (np.asarray(audio[s][0], dtype=np.float32), int(audio[s][1])) for s in audio})
 
 
 def write_study(study: SimulatedStudy, root: str | Path, extra_meta: dict | None = None) -> Path:
@@ -237,6 +289,7 @@ def write_study(study: SimulatedStudy, root: str | Path, extra_meta: dict | None
         dataset_description.json
         roi_labels.tsv                                 index, name
         stimuli/<story>_words.tsv                      onset, duration, word
+        stimuli/<story>.wav                            16-bit PCM audio (studies with audio)
         sub-XX/func/sub-XX_task-<story>_bold.nii.gz    4D float32, TR in the header
         sub-XX/func/sub-XX_task-<story>_desc-brain_mask.nii.gz
         sub-XX/func/sub-XX_task-<story>_desc-roi_dseg.nii.gz
@@ -255,6 +308,8 @@ def write_study(study: SimulatedStudy, root: str | Path, extra_meta: dict | None
         pd.DataFrame({"onset": w["onset"].round(4), "duration": (w["offset"] - w["onset"]).round(4),
                       "word": w["word"]}).to_csv(root / "stimuli" / f"{story}_words.tsv", sep="\t",
                                                   index=False)
+    for story, (wave, rate) in study.audio.items():
+        write_wav(root / "stimuli" / f"{story}.wav", wave, rate)
     for (subject, story), vol in study.bold.items():
         func = root / subject / "func"
         func.mkdir(parents=True, exist_ok=True)

@@ -257,9 +257,50 @@ def word_features_to_trs(features: dict, words, grids, align: str = "midpoint", 
             z = box_downsample(x, times, row.t0, row.tr, int(row.n_trs_total))
         else:
             z = lanczos_downsample(x, times, tr_times(grid), window=window)
-        if response_model == "fir":
-            z = fir_delays(z, delays)
-        elif response_model == "hrf":
-            z = hrf_convolve(z, row.tr)
-        out[row.story] = z[row.trim_start: row.n_trs_total - row.trim_end].astype(np.float32)
+        out[row.story] = respond_and_trim(z, row, response_model, delays)
+    return out
+
+
+def respond_and_trim(z: np.ndarray, row, response_model: str = "fir", delays=(1, 2, 3, 4)) -> np.ndarray:
+    """FIR delays, canonical-HRF convolution or nothing (``response_model``) on the full TR grid of
+    one story, then the grid's trimming.
+
+    Parameters
+    ----------
+    z : array of shape (n_trs_total, dim); row : the story's TR-grid row (tr, trim_start, trim_end,
+    n_trs_total).
+
+    Returns
+    -------
+    float32 array (n_trs, dim * len(delays)) for ``fir``, (n_trs, dim) otherwise.
+    """
+    if response_model not in RESPONSE_MODELS:
+        raise ValueError(f"embedding response_model must be one of {RESPONSE_MODELS}, got {response_model!r}")
+    if response_model == "fir":
+        z = fir_delays(z, delays)
+    elif response_model == "hrf":
+        z = hrf_convolve(z, row.tr)
+    return z[row.trim_start: row.n_trs_total - row.trim_end].astype(np.float32)
+
+
+def story_features_to_trs(features: dict, grids, response_model: str = "fir", delays=(1, 2, 3, 4)) -> dict:
+    """Features already on each story's full TR grid (low-level features, speech features after
+    Lanczos resampling, dataset predictors) to the kept TRs: response model, then trimming.
+
+    Parameters
+    ----------
+    features : story -> array of shape (n_trs_total, dim).
+    grids : the TR-grid table.
+
+    Returns
+    -------
+    story -> float32 array (n_trs, dim * len(delays)) for ``fir``, (n_trs, dim) otherwise.
+    """
+    out = {}
+    for row in grids.itertuples():
+        z = np.asarray(features[row.story], dtype=np.float64)
+        if z.ndim != 2 or len(z) != int(row.n_trs_total):
+            raise ValueError(f"story {row.story}: features of shape {z.shape}, expected ({int(row.n_trs_total)}, "
+                             f"dim) on the story's full TR grid")
+        out[row.story] = respond_and_trim(z, row, response_model, delays)
     return out

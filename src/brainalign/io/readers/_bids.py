@@ -227,6 +227,31 @@ def variance_mask(data: np.ndarray) -> np.ndarray:
     return finite & (spread > 1e-6 * scale)
 
 
+def find_story_audio(stim_dir: Path, story: str, reader: str = "bids") -> Path:
+    """The audio file of ``story`` in a BIDS ``stimuli`` folder: ``<story>.wav`` when present,
+    else the single ``*<story>*.wav`` there (e.g. ``task-<story>_audio.wav``).
+
+    Raises
+    ------
+    MissingDataError naming the story and what was looked for; ValueError listing the files when
+    several match the pattern.
+    """
+    import glob
+
+    exact = Path(stim_dir) / f"{story}.wav"
+    if exact.is_file():
+        return exact
+    pattern = f"*{glob.escape(story)}*.wav"
+    matches = sorted(p for p in Path(stim_dir).glob(pattern) if p.is_file()) if Path(stim_dir).is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ValueError(f"{reader} study: several audio files match story {story}: "
+                         f"{', '.join(str(m) for m in matches)}; name the story's file {exact}")
+    raise MissingDataError(f"{reader} study: no audio for story {story}: looked for {exact} and "
+                           f"{Path(stim_dir) / pattern}")
+
+
 @dataclass
 class Run:
     """One functional run of one subject: its data file(s), entities and TR."""

@@ -6,12 +6,15 @@ TR 2 s; the first 10 volumes were discarded, so row i is at audio time ``20 + 2 
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from ...core.timing.stimuli import StimulusError, words_from_textgrid
 from .base import MissingDataError, StudyReader
 
+log = logging.getLogger(__name__)
 ROIS = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
 
 
@@ -79,3 +82,50 @@ class AliceReader(StudyReader):
         data = self._load(subject).astype(np.float32)
         targets = pd.DataFrame({"target": ROIS, "roi": ROIS, "network": "language"})
         return {self.story: data}, targets, {self.story: str(self._file(subject))}
+
+    #: the least correlation of a subject's copy of a predictor with the mean of all copies (the
+    #: 28 copies of rate and sndpwr agree at r > 0.99999; they differ by rounding, about 0.1 %)
+    PREDICTOR_MIN_R = 0.999
+
+    def predictors(self, story: str, names: list[str]) -> pd.DataFrame:
+        """The authors' per-subject predictor files ``predictors/sNN-<name>.txt`` (``rate``: word
+        rate, ``sndpwr``: sound power; already HRF-convolved, one row per kept TR), averaged over the
+        subjects' copies, which agree to rounding; a copy correlating below
+        :data:`PREDICTOR_MIN_R` with the median of the copies is left out with a warning naming it
+        (s33's sound power: r = 0.45), and an error when half of them disagree.
+
+        Returns
+        -------
+        DataFrame (n_trs, len(names)), columns ``names``.
+        """
+        if story != self.story:
+            raise MissingDataError(f"{self.name} study: no story {story!r} (the only story is {self.story!r})")
+        folder = self.require(self.root / "predictors", "the predictors folder")
+        cols = {}
+        for name in names:
+            files = sorted(folder.glob(f"s*-{name}.txt"))
+            if not files:
+                raise MissingDataError(f"{self.name} study: no predictor files {folder}/sNN-{name}.txt")
+            arrays = []
+            for f in files:
+                try:
+                    arrays.append(np.loadtxt(f, dtype=np.float64, ndmin=1))
+                except ValueError as exc:
+                    raise ValueError(f"{f}: not a numeric column ({exc})") from exc
+            lengths = {f.name: len(a) for f, a in zip(files, arrays)}
+            if len(set(lengths.values())) != 1:
+                raise ValueError(f"{self.name} predictors {name!r}: files differ in length {lengths}")
+            stack = np.vstack(arrays)
+            median = np.median(stack, axis=0)
+            agree = np.array([np.corrcoef(a, median)[0, 1] if a.std() > 0 and median.std() > 0 else 0.0
+                              for a in stack])
+            ok = agree >= self.PREDICTOR_MIN_R
+            if ok.sum() * 2 <= len(files):
+                raise ValueError(f"{self.name} predictors {name!r}: the subjects' copies in {folder} disagree "
+                                 f"(correlation with their median: {np.round(agree, 3).tolist()})")
+            if not ok.all():
+                log.warning("%s predictors %r: %s differ from the other subjects' copies and are left out of "
+                            "the mean", self.name, name,
+                            [f"{f.name} (r = {r:.3f})" for f, r, k in zip(files, agree, ok) if not k])
+            cols[name] = stack[ok].mean(0)
+        return pd.DataFrame(cols)

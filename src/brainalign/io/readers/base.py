@@ -70,6 +70,24 @@ class StudyReader:
         self.__dict__.setdefault("_dropped", {})[subject] = rows = []
         return rows
 
+    def audio(self, story: str):
+        """The story's audio as ``(waveform float32 (n_samples,), sample_rate)``, mono, sample 0
+        at time 0 of the story's word clock (:func:`brainalign.core.timing.audio.read_wav`).
+        Default: a :class:`MissingDataError` (the layout ships no audio)."""
+        raise MissingDataError(f"the {self.name} layout ships no audio for story {story}")
+
+    def _read_audio(self, story: str, candidates: list[Path]):
+        """``read_wav`` of the first existing file of ``candidates``; a :class:`MissingDataError`
+        naming the story and every path looked at when none exists."""
+        from ...core.timing.audio import read_wav
+
+        candidates = list(dict.fromkeys(Path(c) for c in candidates))
+        for path in candidates:
+            if path.is_file():
+                return read_wav(path)
+        raise MissingDataError(f"{self.name} study: no audio for story {story}: looked for "
+                               f"{', '.join(str(c) for c in candidates)}")
+
     def repeats(self, subject: str):
         """Repeated presentations of one story, array (n_repeats, n_trs, n_targets) over the
         targets of :meth:`responses`, or None (the default: no repeats). data_prep's noise

@@ -7,6 +7,7 @@ Layout::
     sub-XX/[ses-YY/]func/sub-XX[_ses-YY]_task-<task>[_run-N]_events.tsv    word rows (optional)
     task-<task>_bold.json, task-<task>_events.tsv                          inherited (optional)
     stimuli/<story>_words.tsv | .csv                                       word table (optional)
+    stimuli/<story>.wav (or one stimuli/*<story>*.wav)                     story audio (optional)
 
 A story is a task (the ``task`` entity); with ``runs: separate`` (default) a task recorded in
 several runs gives one story per run, ``<task>_run-<N>`` (e.g. the sections of a book). Words
@@ -25,8 +26,8 @@ import pandas as pd
 
 from ...core.timing.stimuli import StimulusError
 from ...core.timing.word_timings import DEFAULT_NON_WORDS, read_event_table, words_from_events
-from ._bids import (SUBJECT_SPACES, FuncRunsReader, Run, entity_stem, run_sort_key, sidecar_candidates,
-                    split_name)
+from ._bids import (SUBJECT_SPACES, FuncRunsReader, Run, entity_stem, find_story_audio, run_sort_key,
+                    sidecar_candidates, split_name)
 from .base import MissingDataError, StudyReader
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,17 @@ class BidsReader(FuncRunsReader, StudyReader):
 
     def _mask_candidates(self, subject: str, story: str, run: Run) -> list[Path]:
         return []  # only the option mask (FuncRunsReader._volume_mask), else non-zero variance
+
+    # ------------------------------------------------------------------ audio
+    def audio(self, story: str):
+        """``(waveform float32 (n_samples,), sample_rate)`` of ``stimuli/<story>.wav``, else of
+        the one ``stimuli/*<story>*.wav`` (:func:`~brainalign.io.readers._bids.find_story_audio`),
+        mono (channels averaged); sample 0 is time 0 of the word clock. Missing: a
+        :class:`MissingDataError` naming the story and the paths looked at; several matches: a
+        ValueError listing them."""
+        from ...core.timing.audio import read_wav
+
+        return read_wav(find_story_audio(self.root / "stimuli", story, self.name))
 
     # ------------------------------------------------------------------ words
     def _events_candidates(self, run: Run) -> list[Path]:

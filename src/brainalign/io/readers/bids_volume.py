@@ -3,6 +3,7 @@
 Layout::
 
     stimuli/<story>_words.tsv                         onset, duration (or offset), word
+    stimuli/<story>.wav                               story audio (optional; :meth:`audio`)
     roi_labels.tsv                                    index, name [, network]
     sub-XX/func/sub-XX_task-<story>_bold.nii.gz       4D BOLD; TR from the header
     sub-XX/func/sub-XX_task-<story>_desc-brain_mask.nii.gz
@@ -44,6 +45,15 @@ class BidsVolumeReader(StudyReader):
 
     def words(self) -> dict[str, pd.DataFrame]:
         return {s: read_word_tsv(self.root / "stimuli" / f"{s}_words.tsv") for s in self.stories()}
+
+    def audio_path(self, story: str):
+        return self.root / "stimuli" / f"{story}.wav"
+
+    def audio(self, story: str):
+        """``(waveform float32 (n_samples,), sample_rate)`` of ``stimuli/<story>.wav``, mono
+        (channels averaged); sample 0 is time 0 of the word timings. A missing file is a
+        :class:`~brainalign.io.readers.base.MissingDataError` naming the story and the path."""
+        return self._read_audio(story, [self.audio_path(story)])
 
     def _path(self, subject: str, story: str, suffix: str):
         return self.require(self.root / subject / "func" / f"{subject}_task-{story}_{suffix}.nii.gz",

@@ -5,6 +5,7 @@ Layout (as published; ``root`` is the ds003020 folder, or its ``derivative/`` fo
     derivative/respdict.json                                story -> number of TRs of the scan
     derivative/TextGrids/<story>.TextGrid                   phone and word tiers (``sp`` = pause)
     derivative/preprocessed_data/<subject>/<story>.hf5      HDF5 key ``data``: (TRs, voxels), float
+    stimuli/<story>.wav                                     story audio (optional; :meth:`audio`)
     derivative/preprocessed_data/<subject>/wheretheressmoke_repeats.hf5
                                                             optional, not in the release: key
                                                             ``data``, (n_repeats, TRs, voxels)
@@ -169,6 +170,18 @@ class LebelReader(StudyReader):
     def textgrid_path(self, story: str) -> Path:
         return self.textgrid_dir / f"{story}.TextGrid"
 
+    def audio_candidates(self, story: str) -> list[Path]:
+        """Where the audio of ``story`` may be: ``stimuli/<story>.wav`` of the dataset root (the
+        folder holding ``derivative/``), then of the reader's root."""
+        return list(dict.fromkeys([self.deriv.parent / "stimuli" / f"{story}.wav",
+                                   self.root / "stimuli" / f"{story}.wav"]))
+
+    def audio(self, story: str):
+        """``(waveform float32 (n_samples,), sample_rate)`` of ``stimuli/<story>.wav``, mono
+        (channels averaged). Its clock is the TextGrid's (audio seconds). A missing file is a
+        :class:`MissingDataError` naming the story and the paths looked at."""
+        return self._read_audio(story, self.audio_candidates(story))
+
     def _words(self, story: str) -> pd.DataFrame:
         path = self.require(self.textgrid_path(story), f"the TextGrid of story {story!r} (listed in "
                                                         "respdict.json; leave the story out of study.stories "
@@ -184,6 +197,19 @@ class LebelReader(StudyReader):
             log.warning("%s: no tier named %s; using the second tier %r as the word tier, as the "
                         "reference code does (tiers: %s)", path, self.word_tier, tiers[1], tiers)
             return words_from_textgrid(path, tier=tiers[1], pause_labels=LEBEL_PAUSE_LABELS)
+
+    def _phones(self, story: str) -> pd.DataFrame:
+        path = self.require(self.textgrid_path(story), f"the TextGrid of story {story!r}")
+        try:
+            ph = words_from_textgrid(path, tier=("phone", "phones"), pause_labels=LEBEL_PAUSE_LABELS)
+        except StimulusError as exc:
+            raise StimulusError(f"{path}: no phone tier for the low-level phoneme rate ({exc})") from exc
+        return ph.rename(columns={"word": "phone"})
+
+    def phones(self) -> LazyStories:
+        """story -> DataFrame(phone, onset, offset), the phone tier of each story's TextGrid
+        (pauses removed), read when accessed; the ``lowlevel`` kind's phoneme rate counts them."""
+        return LazyStories(self.stories(), self._phones)
 
     def words(self) -> LazyStories:
         """story -> DataFrame(word, onset, offset, pause_before), one entry per story of

@@ -6,6 +6,7 @@ Layout, as published (BIDS; ``<task>`` is a story, e.g. ``pieman``)::
     code/event_meta.json                    task -> subtask -> {onset, duration} in TRs (optional)
     code/task_meta.json                     task -> subject -> {bold, condition, ...} (optional)
     stimuli/gentle/<task>/align.json        Gentle forced alignment (seconds of the story audio)
+    stimuli/<task>_audio.wav                the story audio (or stimuli/<task>.wav; :meth:`audio`)
     sub-XXX/func/sub-XXX_task-<task>[_run-N]_events.tsv       onset/duration/trial_type (s)
     sub-XXX/func/sub-XXX_task-<task>[_run-N]_bold.json        RepetitionTime (surfaces)
     derivatives/afni-nosmooth/sub-XXX/func/
@@ -127,6 +128,20 @@ class NarrativesReader(FuncRunsReader, StudyReader):
 
     def gentle_path(self, task: str) -> Path:
         return self.root / "stimuli" / "gentle" / self.gentle.get(task, task) / "align.json"
+
+    def audio_candidates(self, task: str) -> list[Path]:
+        """Where the audio of a story may be: ``stimuli/<task>_audio.wav`` (the published name),
+        the same for the Gentle folder the option ``gentle`` maps the task to, then
+        ``stimuli/<task>.wav``."""
+        stim = self.root / "stimuli"
+        names = [f"{task}_audio.wav", f"{self.gentle.get(task, task)}_audio.wav", f"{task}.wav"]
+        return [stim / n for n in dict.fromkeys(names)]
+
+    def audio(self, story: str):
+        """``(waveform float32 (n_samples,), sample_rate)`` of the story (a task), mono
+        (channels averaged); its clock is the Gentle alignment's (audio seconds). A missing file
+        is a :class:`MissingDataError` naming the story and the paths looked at."""
+        return self._read_audio(story, self.audio_candidates(story))
 
     def check(self) -> None:
         self.require(self.root, "the study directory")

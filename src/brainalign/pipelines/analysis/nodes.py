@@ -27,6 +27,14 @@ def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
+def conditions_table(conditions: dict) -> pd.DataFrame:
+    """``conditions.csv``: each condition's kind, base model, method, task, trainable fraction,
+    source and transform (empty where they do not apply), for reports, MLflow and later pipelines."""
+    from ...core.representations import describe_conditions
+
+    return describe_conditions(conditions)
+
+
 def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
     parts = [t for t in tables if len(t)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXCLUSION_COLUMNS)
@@ -146,8 +154,11 @@ def _map_values(scores: pd.DataFrame, params: dict, subject: str | None = None) 
     return cell.groupby("target")[column].mean(), f"{column}, {who}, {condition} layer {layer}"
 
 
-def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets_tables: pd.DataFrame):
+def brain_maps(scores: pd.DataFrame, reference, params: dict, dataset: str, *targets_tables: pd.DataFrame):
     """Mean r across subjects per voxel at each condition's best layer, on the brain.
+
+    ``reference`` is data_prep's ``reference_image`` (the voxel grid of the targets' ``i, j, k``;
+    a flagged 1x1x1 stand-in for data without voxels), so this stage never reads the raw study.
 
     Returns
     -------
@@ -159,9 +170,11 @@ def brain_maps(scores: pd.DataFrame, study, params: dict, dataset: str, *targets
 
     targets = pd.concat([t for t in targets_tables if len(t)], ignore_index=True) if any(
         len(t) for t in targets_tables) else pd.DataFrame()
-    reference = study.reference_image()
-    if reference is None or not {"i", "j", "k"} <= set(targets.columns):
-        msg = f"{dataset}: no voxel grid (the {study.name} reader gives no reference image), no brain map"
+    no_grid = brainmaps.no_grid_reader(reference)
+    if reference is None or no_grid is not None or not {"i", "j", "k"} <= set(targets.columns):
+        msg = (f"{dataset}: no voxel grid (the {no_grid} reader gives no reference image), no brain map"
+               if no_grid is not None or reference is None else
+               f"{dataset}: no voxel grid (the targets have no i, j, k voxel indices), no brain map")
         log.warning(msg)
         import matplotlib.pyplot as plt
         import nibabel as nib

@@ -10,12 +10,11 @@ from . import nodes
 
 def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
-    cells = [f"{cell_namespace(s, c, k)}.scores" for s in grid.subjects for c in grid.conditions
-             for k in grid.layers]
+    cells = [f"{cell_namespace(s, c, k)}.scores" for s in grid.subjects for c, k in grid.cells()]
     maps = []
     if grid.brain_maps:
-        maps = [node(nodes.brain_maps, ["encoding_scores", "raw_study", "params:brain_maps", "params:dataset",
-                                        *[f"{s}.targets" for s in grid.subjects]],
+        maps = [node(nodes.brain_maps, ["encoding_scores", "reference_image", "params:brain_maps",
+                                        "params:dataset", *[f"{s}.targets" for s in grid.subjects]],
                      ["brain_map_glass", "brain_map_surface", "brain_map_html", "brain_map_nifti"],
                      name="brain_maps")]
     if grid.flatmap:  # brain_maps.pycortex.subject is set (optional extra brainalign[pycortex])
@@ -25,6 +24,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          "brain_map_flatmap", name="pycortex_flatmap"))
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
+        node(nodes.conditions_table, "params:conditions", "conditions_table", name="conditions_table"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
              name="collect_exclusions"),
         node(nodes.summarise, ["encoding_scores", "noise_ceiling"], "roi_summary", name="roi_summary"),

@@ -20,10 +20,31 @@ log = logging.getLogger(__name__)
 
 def simulate(synthetic: dict, study_params: dict):
     """Simulate the default study (planted ground truth); saved by the catalog in real formats.
-    The ground truth is computed on the TRs that data_prep keeps (``study.trim_*``)."""
+    The ground truth is computed on the TRs that data_prep keeps (``study.trim_*``).
+
+    With ``synthetic.audio`` (default true) each story (its first ``max_words_per_story`` tokens)
+    is read aloud by eSpeak NG (``voice``, ``words_per_minute``, ``lead_silence_s``: defaults
+    en-us, 160, 6 s), its exact word timings replace :func:`time_words`, and the sound power
+    becomes a planted low-level signal; the audio is written as ``stimuli/<story>.wav``."""
+    from ...core.synthetic.speech import synthesize_story
+
     rng = np.random.default_rng(synthetic.get("seed", 0))
     texts = story_texts(synthetic.get("stories"))
-    words = {s: time_words(t, rng, max_words=synthetic.get("max_words_per_story")) for s, t in texts.items()}
+    max_words = synthetic.get("max_words_per_story")
+    audio = {}
+    if synthetic.get("audio", True):
+        spoken = {s: synthesize_story(t, voice=str(synthetic.get("voice", "en-us")),
+                                      words_per_minute=int(synthetic.get("words_per_minute", 160)),
+                                      lead_silence_s=float(synthetic.get("lead_silence_s", 6.0)),
+                                      max_words=None if max_words is None else int(max_words))
+                  for s, t in texts.items()}
+        words = {s: sp.words for s, sp in spoken.items()}
+        audio = {s: (sp.waveform, sp.sample_rate) for s, sp in spoken.items()}
+        log.info("synthesised %d stories with eSpeak NG (%s): %s", len(spoken),
+                 next(iter(spoken.values())).meta["voice"],
+                 ", ".join(f"{s} {sp.duration:.0f} s" for s, sp in spoken.items()))
+    else:
+        words = {s: time_words(t, rng, max_words=max_words) for s, t in texts.items()}
     tok, model = load_model(synthetic["model"], synthetic.get("device", "cpu"))
     layer = int(synthetic["semantic_layer"])
     feats = {s: extract_word_features(w["word"].tolist(), tok, model, [layer],
@@ -33,14 +54,16 @@ def simulate(synthetic: dict, study_params: dict):
     study = simulate_study(feats, words, n_subjects=int(synthetic["n_subjects"]),
                            tr=float(synthetic["tr"]), volume_shape=tuple(synthetic["volume_shape"]),
                            trim_start=int(study_params.get("trim_start", 0)),
-                           trim_end=int(study_params.get("trim_end", 0)), seed=int(synthetic.get("seed", 0)))
+                           trim_end=int(study_params.get("trim_end", 0)), seed=int(synthetic.get("seed", 0)),
+                           audio=audio)
     log.info("simulated %d subjects x %d stories, %d voxels", synthetic["n_subjects"], len(words),
              int(study.mask.sum()))
     return study
 
 
-def read_stimuli(study, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Words table and TR-grid table of the study; checks that they agree on duration."""
+def read_stimuli(study, params: dict, *after) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Words table and TR-grid table of the study; checks that they agree on duration.
+    ``after``: the download report, when there is one (only orders this node after it)."""
     words_by_story, raw = study.words(), study.tr_grids()
     wanted = params.get("stories")
     if wanted not in (None, "all"):
@@ -63,10 +86,41 @@ def read_stimuli(study, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return words, grids
 
 
-def read_ground_truth(study) -> pd.DataFrame:
-    """The planted ground truth of a simulated study (empty table for real data)."""
+def read_ground_truth(study, *after) -> pd.DataFrame:
+    """The planted ground truth of a simulated study (empty table for real data). ``after``: the
+    download report, when there is one (order only)."""
     gt = study.ground_truth()
     return gt if gt is not None else pd.DataFrame(columns=["subject", "target", "expected_r"])
+
+
+def download_study(params: dict) -> dict:
+    """Fetch the study (``params``: ``study`` parameters: reader, root, options) from its public
+    source when the reader's ``check()`` fails (:func:`brainalign.io.download.ensure_study`;
+    needs internet). Present in data_prep only when ``study.download`` is true; the nodes that
+    read ``raw_study`` take its report as an input, so Kedro runs it first.
+
+    Returns
+    -------
+    report : dict (study, root, status ``present`` or ``fetched``, source, include), saved as
+    ``study_download``.
+    """
+    from ...io.download import ensure_study
+
+    report = ensure_study(params["reader"], params["root"], params.get("options") or {})
+    log.info("study %s at %s: %s", report["study"], report["root"], report["status"])
+    return report
+
+
+def reference_image(study, *after):
+    """The 3D voxel grid (mask) that the voxel targets' ``i, j, k`` index, as a NIfTI image, so
+    the analysis stage never reads the raw study. Data without voxels (ROI time courses,
+    surfaces) give a 1x1x1 zero image flagged in its header
+    (:func:`brainalign.core.brain.brainmaps.no_grid_image`). ``after``: the download report,
+    when there is one (order only)."""
+    from ...core.brain.brainmaps import grid_image, no_grid_image
+
+    img = study.reference_image()
+    return no_grid_image(getattr(study, "name", "?")) if img is None else grid_image(img)
 
 
 def make_folds(grids: pd.DataFrame, params: dict) -> pd.DataFrame:
@@ -76,8 +130,9 @@ def make_folds(grids: pd.DataFrame, params: dict) -> pd.DataFrame:
     return cv.folds_to_table(f)
 
 
-def prepare_responses(study, grids: pd.DataFrame, params: dict, *, subject: str):
-    """Read, check, trim and detrend one subject's responses.
+def prepare_responses(study, grids: pd.DataFrame, params: dict, *after, subject: str):
+    """Read, check, trim and detrend one subject's responses (``after``: the download report,
+    when there is one; it only orders this node after the download).
 
     Returns
     -------
@@ -189,3 +244,37 @@ def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subje
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def read_audio(study, words: pd.DataFrame, grids: pd.DataFrame, params: dict) -> dict:
+    """The audio of every story, mono, resampled to ``params['audio_sample_rate']`` (16 kHz by
+    default) and placed on the TR-grid clock (sample k at k / rate s; the reader's
+    ``audio_start(story)``, default 0, is where the audio starts on that clock). Checks that the
+    audio covers every word of the story.
+
+    Returns
+    -------
+    story -> float32 array (n_samples,)
+    """
+    from ...core.timing.audio import audio_on_grid_clock, check_audio_covers_words
+
+    rate = int(params.get("audio_sample_rate", 16000))
+    out = {}
+    for story in grids["story"]:
+        waveform, sr = study.audio(story)
+        start = float(getattr(study, "audio_start", lambda s: 0.0)(story))
+        wav = audio_on_grid_clock(waveform, int(sr), rate, start)
+        check_audio_covers_words(len(wav) / rate, words[words["story"] == story], story,
+                                 source=f"{study.name} study at {study.root}")
+        out[story] = wav
+        log.info("audio of story %s: %.1f s at %d Hz (from %d Hz)", story, len(wav) / rate, rate, int(sr))
+    return out
+
+
+def audio_plot(audio: dict, words: pd.DataFrame, params: dict):
+    """The first story's waveform with its word onsets (``audio_plot.png``)."""
+    from ...core import plots
+
+    story = next(iter(audio))
+    return plots.audio_words(np.asarray(audio[story]), int(params.get("audio_sample_rate", 16000)),
+                             words[words["story"] == story], story)

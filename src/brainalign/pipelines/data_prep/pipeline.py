@@ -1,5 +1,10 @@
-"""data_prep wiring: (simulate ->) raw_study -> words, tr_grids, folds, ground_truth;
-per subject (namespace = subject id): responses, targets, exclusions; then noise_ceiling."""
+"""data_prep wiring: (simulate | download ->) raw_study -> words, tr_grids, folds, ground_truth
+(+ reference_image when brain maps are on); per subject (namespace = subject id): responses,
+targets, exclusions; then noise_ceiling.
+
+With ``study.download`` (real studies) ``download_study`` fetches a missing study first: the
+nodes that read ``raw_study`` take its report ``study_download`` as an input, so Kedro orders it
+first. Building this pipeline reads and downloads nothing."""
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
@@ -8,24 +13,37 @@ from ..grid import Grid, bind
 from . import nodes
 
 
-def subject_template(subject: str) -> Pipeline:
-    """Template for one subject; wrapped in the subject's namespace."""
+def subject_template(subject: str, after: tuple[str, ...] = ()) -> Pipeline:
+    """Template for one subject; wrapped in the subject's namespace. ``after``: datasets that
+    only order the node (the download report)."""
     return Pipeline([node(bind(nodes.prepare_responses, subject=subject),
-                          ["raw_study", "tr_grids", "params:study"],
+                          ["raw_study", "tr_grids", "params:study", *after],
                           ["responses", "targets", "exclusions"], name="prepare_responses")])
 
 
 def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
     common = []
+    after: tuple[str, ...] = ()
     if grid.simulate:
         common.append(node(nodes.simulate, ["params:synthetic", "params:study"], "raw_study", name="simulate_study"))
+    elif grid.download:
+        common.append(node(nodes.download_study, "params:study", "study_download", name="download_study"))
+        after = ("study_download",)
     common += [
-        node(nodes.read_stimuli, ["raw_study", "params:study"], ["words", "tr_grids"], name="read_stimuli"),
-        node(nodes.read_ground_truth, "raw_study", "ground_truth", name="read_ground_truth"),
+        node(nodes.read_stimuli, ["raw_study", "params:study", *after], ["words", "tr_grids"], name="read_stimuli"),
+        node(nodes.read_ground_truth, ["raw_study", *after], "ground_truth", name="read_ground_truth"),
         node(nodes.make_folds, ["tr_grids", "params:cv"], "folds", name="make_folds"),
     ]
-    subjects = [pipeline(subject_template(s), namespace=s, inputs={"raw_study", "tr_grids"},
+    if grid.needs_audio:  # a speech or audio-based low-level condition reads the story audio
+        common += [node(nodes.read_audio, ["raw_study", "words", "tr_grids", "params:embedding"], "stimulus_audio",
+                        name="read_audio"),
+                   node(nodes.audio_plot, ["stimulus_audio", "words", "params:embedding"], "audio_plot",
+                        name="plot_audio")]
+    if grid.brain_maps:  # the voxel grid the analysis stage draws on (it never reads raw_study)
+        common.append(node(nodes.reference_image, ["raw_study", *after], "reference_image",
+                           name="reference_image"))
+    subjects = [pipeline(subject_template(s, after), namespace=s, inputs={"raw_study", "tr_grids", *after},
                          parameters={"params:study"}) for s in grid.subjects]
     nc_inputs = ["raw_study", "tr_grids", "params:study"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
     nc = [node(bind(nodes.noise_ceiling, subjects=list(grid.subjects)), nc_inputs, "noise_ceiling",

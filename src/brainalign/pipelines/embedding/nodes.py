@@ -6,65 +6,61 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ...core.representations.text import FeatureCache, extract_word_features, feature_key, load_model
-from ...core.timing.resample import word_features_to_trs
+from ...core.representations import EMBEDDING_OVERRIDES, get_kind, input_argument
+from ...core.representations.derived import fit_per_fold
+from ...core.timing.resample import story_features_to_trs, word_features_to_trs
 
 log = logging.getLogger(__name__)
 
 
-CONTEXT_SCOPES = ("story", "sentence")
+def _effective(embedding: dict, condition: dict) -> dict:
+    """Embedding parameters with the condition's own overrides (response_model, delays, ...)."""
+    return {**embedding, **{k: condition[k] for k in EMBEDDING_OVERRIDES if k in (condition or {})}}
 
 
-def extract_features(words: pd.DataFrame, condition: dict, params: dict, *, layers: list[int]) -> dict:
-    """Word features of every story at each layer, from one forward pass per window.
+def extract_features(*data, name: str, layers: list[int], inputs: list[str]) -> dict:
+    """Features of every story at each layer, by the condition's kind.
 
-    ``params``: ``context_scope`` (``story``: windows of ``context_words`` preceding words within
-    the story; ``sentence``: also within the word's ``sentence_id``), ``word_separator`` (None:
-    words given to the tokenizer as a list; ``""``: joined without spaces, for Chinese), plus
-    device, batch size and cache folder.
+    ``data`` are the datasets named by ``inputs`` (the kind's :meth:`inputs`), then the condition's
+    parameters and the embedding parameters.
 
     Returns
     -------
-    dict ``layer_<k>`` -> (story -> float32 array (n_words, hidden_size)); cached on disk
-    per model, context, scope, separator and story under ``params['cache_dir']``.
+    dict ``layer_<k>`` -> (story -> float32 array): (n_words, dim) for kinds at level ``word``,
+    (n_trs_total, dim) for kinds at level ``tr``.
     """
-    model_name = condition["model"]
-    ctx = int(condition.get("context_words", params.get("context_words", 20)))
-    scope = params.get("context_scope", "story")
-    if scope not in CONTEXT_SCOPES:
-        raise ValueError(f"embedding.context_scope must be one of {CONTEXT_SCOPES}, got {scope!r}")
-    separator = params.get("word_separator")
-    cache = FeatureCache(params.get("cache_dir"))
-    out = {layer: {} for layer in layers}
-    tok = model = None
-    for story, w in words.groupby("story", sort=False):
-        w = w.sort_values("word_index")
-        wl = w["word"].tolist()
-        groups = w["sentence_id"].to_numpy() if scope == "sentence" else None
-        key = feature_key(model_name, ctx, str(story), wl, groups=groups, separator=separator)
-        feats = cache.get(key, layers)
-        if feats is None:
-            if model is None:
-                tok, model = load_model(model_name, params.get("device", "auto"))
-            feats = extract_word_features(wl, tok, model, layers, context_words=ctx,
-                                          batch_size=int(params.get("batch_size", 64)),
-                                          progress=True, desc=f"{model_name} {story}",
-                                          groups=groups, separator=separator)
-            cache.put(key, feats)
-        else:
-            log.info("word features of story %s from the cache (%s)", story, key)
-        for layer in layers:
-            out[layer][story] = np.asarray(feats[layer], dtype=np.float32)
-    return {f"layer_{layer}": out[layer] for layer in layers}
+    *datasets, condition, embedding = data
+    condition = dict(condition or {})
+    kind = get_kind(condition.setdefault("kind", "text"))
+    params = kind.check(name, condition)
+    feats = kind.extract(name, params, _effective(embedding, params), list(layers),
+                         **{input_argument(n): d for n, d in zip(inputs, datasets)})
+    return {f"layer_{layer}": {s: np.asarray(a, dtype=np.float32) for s, a in feats[layer].items()}
+            for layer in layers}
 
 
-def to_tr_grid(word_features: dict, words: pd.DataFrame, grids: pd.DataFrame, params: dict) -> dict:
-    """Words or sentences (``unit``) to TRs (``downsample``: Lanczos or box), then FIR delays,
-    HRF or nothing (``response_model``), trimmed: story -> float32 (n_trs, n_features)."""
-    return word_features_to_trs(word_features, words, grids, align=params.get("word_align", "midpoint"),
+def to_tr_grid(stimulus_features: dict, words: pd.DataFrame, grids: pd.DataFrame, params: dict,
+               condition: dict | None = None, *, level: str = "word") -> dict:
+    """Level ``word``: words or sentences (``unit``) to TRs (``downsample``: Lanczos or box); level
+    ``tr``: features already on the full TR grid. Then FIR delays, HRF or nothing
+    (``response_model``), trimmed: story -> float32 (n_trs, n_features). The condition's own
+    ``response_model``, ``delays``, ... override the embedding parameters."""
+    params = _effective(params, condition or {})
+    if level == "tr":
+        return story_features_to_trs(stimulus_features, grids, response_model=params.get("response_model", "fir"),
+                                     delays=tuple(params.get("delays", (1, 2, 3, 4))))
+    return word_features_to_trs(stimulus_features, words, grids, align=params.get("word_align", "midpoint"),
                                 window=int(params.get("lanczos_window", 3)),
                                 response_model=params.get("response_model", "fir"),
                                 delays=tuple(params.get("delays", (1, 2, 3, 4))),
                                 unit=params.get("unit", "word"),
                                 sentence_time=params.get("sentence_time", "offset"),
                                 downsample=params.get("downsample", "lanczos"))
+
+
+def derive_features(source: dict, folds: pd.DataFrame, grids: pd.DataFrame, against: dict | None = None, *,
+                    name: str, params: dict) -> dict:
+    """A derived condition's TR features, fitted on each outer fold's training samples only (the
+    fold rule): ``"<fold>/<story>"`` -> float32 (n_trs, n_features)."""
+    return fit_per_fold(params["transform"], source, grids, folds, against=against,
+                        transform_params=params.get("transform_params"), condition=name)

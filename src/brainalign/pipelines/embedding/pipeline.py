@@ -1,5 +1,13 @@
-"""embedding wiring: per condition (namespace = condition) one extraction node for all layers,
-then per layer (namespace = condition.layer_k) the resampling to the TR grid."""
+"""embedding wiring, per condition whatever its kind (core.representations):
+
+* kinds at level ``word`` or ``tr``: one extraction node for all layers (namespace = condition),
+  reading the datasets the kind names (words, tr_grids, stimulus_audio, raw_study, a tuned model
+  directory, ...), then per layer (namespace = ``condition.layer_k``) the resampling to the TR grid;
+* kinds at level ``fold`` (``derived``): per layer one node fitting the transform on each outer
+  fold's training samples of the source condition's TR features (the fold rule).
+
+Every condition ends in ``<condition>.layer_<k>.tr_features``.
+"""
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
@@ -8,23 +16,46 @@ from ..grid import Grid, bind
 from . import nodes
 
 
-def condition_template(layers: list[int]) -> Pipeline:
+def condition_template(spec, layers: list[int]) -> Pipeline:
     names = [Grid.layer_name(k) for k in layers]
-    extract = node(bind(nodes.extract_features, layers=list(layers)),
-                   ["words", "params:condition", "params:embedding"],
-                   {n: f"{n}_word_features" for n in names}, name="extract_features")
-    per_layer = [pipeline([node(nodes.to_tr_grid, ["word_features", "words", "tr_grids", "params:embedding"],
+    extract = node(bind(nodes.extract_features, layers=list(layers), name=spec.name, inputs=list(spec.inputs)),
+                   [*spec.inputs, "params:condition", "params:embedding"],
+                   {n: f"{n}_stimulus_features" for n in names}, name="extract_features")
+    per_layer = [pipeline([node(bind(nodes.to_tr_grid, level=spec.level),
+                                ["stimulus_features", "words", "tr_grids", "params:embedding", "params:condition"],
                                 "tr_features", name="to_tr_grid")],
-                          namespace=n, inputs={"words": "words", "tr_grids": "tr_grids", "word_features": f"{n}_word_features"},
-                          parameters={"params:embedding"})
+                          namespace=n, inputs={"words": "words", "tr_grids": "tr_grids",
+                                               "stimulus_features": f"{n}_stimulus_features"},
+                          parameters={"params:embedding", "params:condition"})
                  for n in names]
     return Pipeline([extract, *per_layer])
 
 
+def derived_nodes(spec) -> list:
+    """Per layer: the source's TR features (and the ``against`` condition's) -> per-fold TR features."""
+    p = spec.params
+    out = []
+    for k in spec.layers:
+        lname = Grid.layer_name(k)
+        inputs = [f"{p['source']}.{lname}.tr_features", "folds", "tr_grids"]
+        if p.get("against"):
+            inputs.append(f"{p['against']}.{Grid.layer_name(p['against_layer'])}.tr_features")
+        out.append(node(bind(nodes.derive_features, name=spec.name, params=dict(p)), inputs,
+                        f"{spec.name}.{lname}.tr_features", name=f"{spec.name}.{lname}.derive_features",
+                        namespace=f"{spec.name}.{lname}"))
+    return out
+
+
 def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
-    return Pipeline([pipeline(condition_template(list(grid.layers)), namespace=c,
-                              inputs={"words", "tr_grids"},
+    parts = []
+    for c in grid.conditions:
+        spec = grid.spec(c)
+        if spec.level == "fold":
+            parts += derived_nodes(spec)
+            continue
+        parts.append(pipeline(condition_template(spec, list(spec.layers)), namespace=c,
+                              inputs={"words", "tr_grids", *spec.inputs},
                               parameters={"params:condition": f"params:conditions.{c}",
-                                          "params:embedding": "params:embedding"})
-                     for c in grid.conditions], tags="embedding")
+                                          "params:embedding": "params:embedding"}))
+    return Pipeline(parts, tags="embedding")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.encoding.folds import folds_from_table
+from ...core.representations.derived import fold_features, is_per_fold
 from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
 from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
 
@@ -28,19 +29,25 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
                     subject, condition, layer)
         return pd.DataFrame(columns=SCORE_COLUMNS)
     stories = grids["story"].tolist()
-    X = np.concatenate([np.asarray(features[s]) for s in stories])
+    fold_list = folds_from_table(folds)
+    # features fitted per outer fold (derived conditions, the fold rule): fold f uses its own
+    per_fold = is_per_fold(features)
+    X_by_fold = [np.concatenate(fold_features(features, f, stories)) for f in range(len(fold_list))] \
+        if per_fold else None
+    X = X_by_fold[0] if per_fold else np.concatenate([np.asarray(features[s]) for s in stories])
     Y = StackedRows([responses[s] for s in stories], stories)  # lazy: read by target batches
     for s, n in zip(stories, grids["n_trs"].to_numpy()):
-        if len(features[s]) != n or len(responses[s]) != n:
+        n_feat = len(fold_features(features, 0, [s])[0])
+        if n_feat != n or len(responses[s]) != n:
             raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
-                             f"have {len(features[s])} and the responses {len(responses[s])}")
+                             f"have {n_feat} and the responses {len(responses[s])}")
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     a = params.get("alphas", {})
     kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
                   n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
                   backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
-                  dtype=params.get("dtype", "float32"))
-    res = cross_validated_encoding(X, Y, folds_from_table(folds), story_of_sample, **kwargs)
+                  dtype=params.get("dtype", "float32"), fold_features=X_by_fold)
+    res = cross_validated_encoding(X, Y, fold_list, story_of_sample, **kwargs)
     null = params.get("null_model") or {}
     null_res = None
     if null.get("enabled"):
@@ -48,7 +55,7 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
                              seed=int(params.get("seed", 0)) * 1000 + int(layer))
         log.info("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
                  condition, layer, {stories[k]: v for k, v in shifts.items()})
-        null_res = cross_validated_encoding(X, Y, folds_from_table(folds), story_of_sample, shifts=shifts,
+        null_res = cross_validated_encoding(X, Y, fold_list, story_of_sample, shifts=shifts,
                                             **kwargs)
     out = pd.DataFrame({"dataset": dataset, "subject": subject, "condition": condition, "layer": int(layer),
                         "target": targets["target"].to_numpy(), "roi": targets["roi"].to_numpy(),

@@ -22,13 +22,12 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
     cells = []
     for s in grid.subjects:
-        for c in grid.conditions:
-            for k in grid.layers:
-                lname = Grid.layer_name(k)
-                cells.append(pipeline(
-                    cell_template(s, c, k), namespace=cell_namespace(s, c, k),
-                    inputs={"responses": f"{s}.responses", "targets": f"{s}.targets",
-                            "tr_features": f"{c}.{lname}.tr_features", "folds": "folds",
-                            "tr_grids": "tr_grids"},
-                    parameters={"params:encoding", "params:dataset"}))
+        for c, k in grid.cells():
+            lname = Grid.layer_name(k)
+            cells.append(pipeline(
+                cell_template(s, c, k), namespace=cell_namespace(s, c, k),
+                inputs={"responses": f"{s}.responses", "targets": f"{s}.targets",
+                        "tr_features": f"{c}.{lname}.tr_features", "folds": "folds",
+                        "tr_grids": "tr_grids"},
+                parameters={"params:encoding", "params:dataset"}))
     return Pipeline(cells, tags="encoding")

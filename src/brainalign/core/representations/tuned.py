@@ -1,0 +1,129 @@
+"""``tuned``: a model or adapter directory that a pipeline of this project wrote.
+
+The directory is a catalog dataset (:class:`brainalign.io.ModelDirectoryDataset`, by default
+``<condition>.tuned_model`` under ``data/06_models/<condition>``), so the embedding node takes it as
+an input and Kedro runs its producer (task_tuning, brain_tuning) first. Weights are read from
+safetensors only: a directory holding only pickled weights (``pytorch_model.bin``) is refused, since
+unpickling runs arbitrary code.
+
+Layouts:
+
+* a full model: ``config.json`` + ``model.safetensors`` (or sharded ``model-*.safetensors``), with
+  the tokenizer files or, without them, the tokenizer of ``base_model``;
+* a peft adapter: ``adapter_config.json`` + ``adapter_model.safetensors`` over ``base_model``
+  (or the adapter's own ``base_model_name_or_path``); adapters that merge into the weights (LoRA,
+  IA3) are merged before extraction. Prompt-learning adapters (prefix, prompt) are refused with a
+  clear error until task_tuning brings their extraction path.
+
+An optional ``brainalign.json`` in the directory (written by the producing pipeline) describes the
+tuning: ``base_model``, ``method``, ``task``, ``trainable_fraction``; parameters of the condition
+take precedence.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .base import ConditionError
+from .text import TextKind, load_model, resolve_model
+
+log = logging.getLogger(__name__)
+
+INFO_FILE = "brainalign.json"
+
+
+def check_model_directory(path: str | Path, what: str = "tuned model") -> str:
+    """``"model"`` or ``"adapter"`` for a directory holding safetensors weights; a clear error
+    naming the directory otherwise (missing, no weights, pickled weights only)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what}: {path} is not a directory (has its producing pipeline run?)")
+    names = {p.name for p in path.iterdir()}
+    if "adapter_config.json" in names:
+        if "adapter_model.safetensors" not in names:
+            raise ValueError(f"{what}: {path} has adapter_config.json but no adapter_model.safetensors "
+                             f"(only safetensors weights are read, never pickles)")
+        return "adapter"
+    weights = [n for n in names if n.endswith(".safetensors")]
+    if "config.json" not in names:
+        raise ValueError(f"{what}: {path} has no config.json")
+    if not weights:
+        pickled = sorted(n for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt")))
+        hint = (f"; it holds {pickled}, pickled weights that are never unpickled: re-save with "
+                f"save_pretrained(safe_serialization=True)") if pickled else ""
+        raise ValueError(f"{what}: {path} has no safetensors weights{hint}")
+    return "model"
+
+
+def read_info(path: str | Path) -> dict:
+    f = Path(path) / INFO_FILE
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def load_tuned(path: str | Path, base_model: str | None = None, device: str = "cpu", what: str = "tuned model"):
+    """Tokenizer and model (eval, on ``device``) from a tuned model or adapter directory."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(path)
+    layout = check_model_directory(path, what)
+    info = read_info(path)
+    base_model = base_model or info.get("base_model")
+    if layout == "adapter":
+        from peft import PeftConfig, PeftModel
+
+        cfg = PeftConfig.from_pretrained(str(path))
+        if getattr(cfg, "is_prompt_learning", False):
+            raise ConditionError(f"{what}: {path} is a {cfg.peft_type} prompt-learning adapter; extracting "
+                                 f"features through prompts is not supported by the tuned kind yet")
+        base = base_model or cfg.base_model_name_or_path
+        if not base:
+            raise ConditionError(f"{what}: {path} is an adapter without a base model; set base_model")
+        tok, model = load_model(base, "cpu")
+        model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+        return tok, model.eval().to(device)
+    has_tokenizer = any((path / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    if has_tokenizer:
+        try:
+            tok = AutoTokenizer.from_pretrained(str(path), add_prefix_space=True)
+        except TypeError:
+            tok = AutoTokenizer.from_pretrained(str(path))
+    elif base_model:
+        tok, _ = load_model(base_model, "cpu")
+    else:
+        raise ConditionError(f"{what}: {path} has no tokenizer files and no base_model to take one from")
+    model = AutoModel.from_pretrained(str(path), use_safetensors=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok, model.eval().to(device)
+
+
+class TunedKind(TextKind):
+    """``tuned``: ``{kind: tuned, model_dataset: <catalog name, default <condition>.tuned_model>,
+    base_model, method, task, trainable_fraction, context_words}`` (module docstring)."""
+
+    name = "tuned"
+    keys = ("model_dataset", "base_model", "method", "task", "trainable_fraction", "context_words")
+    required = ()
+
+    def check(self, name: str, params: dict) -> dict:
+        params = super().check(name, params)
+        params.setdefault("model_dataset", f"{name}.tuned_model")
+        return params
+
+    def inputs(self, name: str, params: dict) -> list[str]:
+        return ["words", params["model_dataset"]]
+
+    def load(self, name: str, params: dict, device: str, **data):
+        from .base import input_argument
+
+        directory = data[input_argument(params["model_dataset"])]
+        path = getattr(directory, "path", directory)
+        base = params.get("base_model")
+        return load_tuned(path, resolve_model(base) if base else None, device,
+                          what=f"condition {name!r} ({params['model_dataset']})")
+
+    def describe(self, name: str, params: dict) -> dict:
+        return {"condition": name, "kind": self.name, "base_model": params.get("base_model"),
+                "method": params.get("method"), "task": params.get("task"),
+                "trainable_fraction": params.get("trainable_fraction"), "details": params["model_dataset"]}
