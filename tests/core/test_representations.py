@@ -246,7 +246,7 @@ def test_fold_rule_spy_never_fits_on_test_rows(monkeypatch):
             return np.asarray(X) + self.memory.mean()
 
     monkeypatch.setitem(D.TRANSFORMS, "leaky", Leaky)
-    out = D.fit_per_fold("leaky", source, grids, folds)
+    out = dict(D.fit_per_fold("leaky", source, grids, folds))   # computed fold by fold on access
     assert len(seen) == folds["fold"].nunique() == 3
     for f, (rows, stories) in enumerate(seen):
         test = set(folds[(folds["fold"] == f) & (folds["role"] == "test")]["sample"])
@@ -310,7 +310,63 @@ def test_phoneme_rate_counts_the_lebel_phone_tier(tmp_path):
     kind = KINDS["lowlevel"]
     params = kind.check("low", {"kind": "lowlevel", "features": ["word_rate", "phoneme_rate"]})
     words = reader.words()[story].assign(story=story, word_index=lambda d: np.arange(len(d)))
-    out = kind.extract("low", params, {}, [0], words=words, tr_grids=grids.loc[[story]].reset_index(),
-                       raw_study=reader)[0][story]
+    from brainalign.pipelines.data_prep.nodes import read_phones
+
+    one = grids.loc[[story]].reset_index()
+    out = kind.extract("low", params, {}, [0], words=words, tr_grids=one, phones=read_phones(reader, one))[0][story]
     np.testing.assert_allclose(out[:, 1], expected, atol=1e-6)
     assert out[:, 1].sum() > 2 * out[:, 0].sum() > 0
+
+
+def test_zero_positions_refuses_models_that_keep_word_order():
+    from transformers import GPT2Config, GPT2Model
+
+    gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=32))
+    assert "causal" in C.order_leaks(gpt2)
+    with pytest.raises(ConditionError, match="use mode 'shuffle'"):
+        C.zero_position_embeddings(gpt2)
+
+
+def test_tuned_model_fitted_on_a_test_story_is_refused(tmp_path):
+    """The fold rule for models fitted on this study's responses: a tuned directory whose
+    brainalign.json lists a story that an encoding test fold holds is an error naming it."""
+    import json
+
+    from brainalign.core.encoding.folds import folds_to_table, leave_stories_out
+
+    grids = pd.DataFrame({"story": ["a", "b", "c"], "n_trs": [20, 20, 20]})
+    folds = folds_to_table(leave_stories_out([20, 20, 20]))
+    d = _tiny_text_model(tmp_path / "brain")
+    (d / "brainalign.json").write_text(json.dumps({"method": "brain", "fitted_on_stories": ["b"]}))
+    with pytest.raises(ConditionError, match=r"fitted on stories \['b'\].*fold rule"):
+        TU.check_fold_rule("brain", TU.read_info(d), folds, grids)
+    TU.check_fold_rule("brain", TU.read_info(d), folds_to_table(leave_stories_out([20, 20])),
+                       grids[grids.story != "b"].reset_index(drop=True))   # b left out: allowed
+
+
+def test_conditions_table_takes_missing_fields_from_brainalign_json():
+    table = describe_conditions({"t": {"kind": "tuned", "task": "sst2"}},
+                                {"t": {"base_model": "bert-base-cased", "method": "prefix", "task": "other",
+                                       "trainable_fraction": 0.003}})
+    row = table.set_index("condition").loc["t"]
+    assert (row["base_model"], row["method"], row["task"]) == ("bert-base-cased", "prefix", "sst2")
+    assert float(row["trainable_fraction"]) == 0.003
+
+
+def test_speech_features_to_grid_is_the_lanczos_sum_written_out():
+    """Window features at 0.1 s to volumes at t0 + 2 i: each volume's value is the sum over
+    windows of sinc(d / TR) sinc(d / (3 TR)) for |d| < 3 TR (d = volume time - window time)."""
+    from brainalign.core.representations.speech import speech_features_to_grid
+
+    rng = np.random.default_rng(0)
+    times = np.arange(1, 600) * 0.1
+    feats = rng.standard_normal((len(times), 3))
+    tr_t = 3.0 + 2.0 * np.arange(25)
+    got = speech_features_to_grid(times, feats, tr_t)
+    ref = np.zeros((25, 3))
+    for i, t in enumerate(tr_t):
+        for j, s in enumerate(times):
+            d = t - s
+            if abs(d) < 6.0:
+                ref[i] += np.sinc(d / 2.0) * np.sinc(d / 6.0) * feats[j]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)

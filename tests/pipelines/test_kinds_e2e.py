@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from kedro_project import copy_project, run_kedro
 
 pytestmark = pytest.mark.slow
@@ -44,6 +44,9 @@ def project(tmp_path_factory) -> Path:
             "no_order": {"kind": "control", "control": "no_position", "model": "all-MiniLM-L6-v2",
                          "context_words": 5},
             "lowlevel": {"kind": "lowlevel", "features": ["word_rate", "sound_power", "spectral_envelope"]},
+            "sound": {"kind": "lowlevel", "features": ["sound_power"]},
+            "brain_w2v": {"kind": "tuned", "modality": "speech", "window_s": 4.0, "stride_s": 0.5,
+                          "layers": [1]},
             "tiny": {"kind": "tuned", "base_model": "tiny-bert", "method": "full", "task": "none",
                      "trainable_fraction": 1.0, "context_words": 5, "layers": [0, 2]},
             "beyond_low": {"kind": "derived", "source": "pretrained", "transform": "residual",
@@ -52,7 +55,10 @@ def project(tmp_path_factory) -> Path:
         }
 
     dest = copy_project(root / "project", env="test", update=update)
-    make_tiny_bert(dest / "data/06_models/tiny", chars="", seed=3)   # the tuned model directory
+    make_tiny_bert(dest / "data/06_models/tiny", chars="", seed=3)   # the tuned model directories
+    save_tiny_speech_model(dest / "data/06_models/brain_w2v", "wav2vec2", seed=4)
+    (dest / "data/06_models/brain_w2v/brainalign.json").write_text(json.dumps(
+        {"base_model": "tiny-wav2vec2", "method": "brain", "fitted_on_stories": []}))
     run_kedro(dest, "run", "--env", "test", timeout=900)
     return dest
 
@@ -64,7 +70,8 @@ def _scores(project):
 def test_every_kind_lands_in_one_score_table(project):
     s = _scores(project)
     expected = {("pretrained", 0), ("pretrained", 4), ("random_init", 0), ("random_init", 4), ("no_order", 0),
-                ("no_order", 4), ("lowlevel", 0), ("tiny", 0), ("tiny", 2), ("beyond_low", 0), ("beyond_low", 4)}
+                ("no_order", 4), ("lowlevel", 0), ("sound", 0), ("tiny", 0), ("tiny", 2), ("beyond_low", 0),
+                ("beyond_low", 4), ("brain_w2v", 1)}
     expected |= {(f, k) for f in SPEECH for k in (0, 2)}
     assert set(map(tuple, s[["condition", "layer"]].drop_duplicates().to_numpy().tolist())) == expected
     assert not s[["r", "r2", "alpha", "r_concat", "r_null"]].isna().any().any()
@@ -79,14 +86,22 @@ def test_conditions_table_describes_each_condition(project):
     assert float(t.loc["tiny", "trainable_fraction"]) == 1.0 and t.loc["tiny", "method"] == "full"
     assert t.loc["beyond_low", "source"] == "pretrained" and t.loc["beyond_low", "transform"] == "residual"
     assert t.loc["wav2vec2", "kind"] == "speech" and t.loc["lowlevel", "kind"] == "lowlevel"
+    assert t.loc["brain_w2v", "method"] == "brain" and t.loc["brain_w2v", "base_model"] == "tiny-wav2vec2"
     assert t.loc["pretrained", "task"] == ""
 
 
 def test_lowlevel_finds_the_planted_sound_power(project):
-    """The simulated responses carry sound power in the A1-like ROI and nothing in WM (pure noise)."""
+    """The simulated responses carry sound power in the A1-like ROI and nothing in WM (pure noise);
+    sound power alone (the ``sound`` condition) scores a voxel the higher, the larger its planted
+    sound-power share (ground truth written by the simulation)."""
     s = _scores(project)
-    low = s[s["condition"] == "lowlevel"].groupby("roi")["r"].mean()
-    assert low["A1"] > low["WM"] + 0.1, low
+    for cond in ("lowlevel", "sound"):
+        low = s[s["condition"] == cond].groupby("roi")["r"].mean()
+        assert low["A1"] > low["WM"] + 0.1, (cond, low)
+    truth = pd.read_parquet(project / "data/02_intermediate/ground_truth.parquet")
+    m = s[s["condition"] == "sound"].merge(truth, on=["subject", "target"])
+    rho, p = stats.spearmanr(m["sound_power_share"], m["r"])
+    assert rho > 0.2 and p < 1e-6, (rho, p)
 
 
 def test_derived_features_are_per_fold_and_speech_on_the_tr_grid(project):
@@ -108,7 +123,7 @@ def test_synthesised_audio_and_its_plot(project):
         assert n / 16000 >= words[words["story"] == story]["offset"].max() - 0.01   # sound ends with the last word
     png = project / "data/08_reporting/audio_words.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (project / "data/01_raw/synthetic/stimuli").glob("*.wav")
+    assert len(list((project / "data/01_raw/synthetic/stimuli").glob("*.wav"))) == len(audio["shapes"])
 
 
 def test_pretrained_beats_random_init_on_semantic_voxels(project):

@@ -89,9 +89,9 @@ class Grid:
         """(condition, layer) pairs of the grid, in condition order."""
         return [(c, k) for c in self.conditions for k in self.layers_of(c)]
 
-    @property
-    def needs_audio(self) -> bool:
-        return any("stimulus_audio" in s.inputs for s in self.specs)
+    def needs(self, dataset: str) -> bool:
+        """Whether a condition's extraction reads ``dataset`` (data_prep then makes it)."""
+        return any(dataset in s.inputs for s in self.specs)
 
 
 def grid_from_params(params: dict) -> Grid:
@@ -141,7 +141,7 @@ def condition_specs(params: dict) -> list[ConditionSpec]:
         if safe_name(c) != c:
             raise ValueError(f"condition name {c!r} has characters other than letters, digits, _ and -")
     layers = condition_layers(parsed, params.get("layers", []))
-    return [ConditionSpec(name, kind.name, kind.level, layers[name], tuple(kind.inputs(name, p)), p)
+    return [ConditionSpec(name, kind.name, kind.level_of(p), layers[name], tuple(kind.inputs(name, p)), p)
             for name, (kind, p) in parsed.items()]
 
 

@@ -291,6 +291,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
         story_of_sample = np.zeros(n_samples, dtype=np.int64)
     story_of_sample = np.asarray(story_of_sample)
     n_folds = len(folds)
+    if fold_features is not None and len(fold_features) != n_folds:
+        raise ValueError(f"fold_features has {len(fold_features)} entries for {n_folds} folds")
     fold_r = np.zeros((n_folds, n_targets))
     fold_r2 = np.zeros((n_folds, n_targets))
     fold_alpha = np.zeros((n_folds, n_targets))

@@ -94,12 +94,15 @@ def condition_layers(parsed: dict, default_layers) -> dict[str, tuple[int, ...]]
     return out
 
 
-def describe_conditions(conditions: dict | None) -> "pd.DataFrame":  # noqa: F821
+def describe_conditions(conditions: dict | None, infos: dict | None = None) -> "pd.DataFrame":  # noqa: F821
     """``conditions.csv``: one row per condition (:data:`DESCRIPTION_COLUMNS`; empty where a column
-    does not apply)."""
+    does not apply). ``infos``: condition -> the ``brainalign.json`` of its tuned model directory,
+    which fills the description fields the parameters leave out."""
     import pandas as pd
 
-    rows = [kind.describe(name, params) for name, (kind, params) in parse_conditions(conditions).items()]
+    infos = infos or {}
+    rows = [kind.describe(name, params, infos.get(name)) if kind.name == "tuned" else kind.describe(name, params)
+            for name, (kind, params) in parse_conditions(conditions).items()]
     return pd.DataFrame(rows, columns=DESCRIPTION_COLUMNS).fillna("")
 
 

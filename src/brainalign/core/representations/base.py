@@ -49,17 +49,19 @@ class RepresentationKind:
 
     name: ClassVar[str] = "base"
     level: ClassVar[str] = "word"
-    #: parameter keys this kind accepts (besides ``kind`` and :data:`EMBEDDING_OVERRIDES`);
+    #: parameter keys this kind accepts (besides ``kind``, ``layers`` and its ``overrides``);
     #: an unknown key is an error naming the condition, so a misspelling never passes silently
     keys: ClassVar[tuple[str, ...]] = ()
     #: keys that must be present
     required: ClassVar[tuple[str, ...]] = ()
+    #: embedding parameters (:data:`EMBEDDING_OVERRIDES`) this kind honours when a condition sets them
+    overrides: ClassVar[tuple[str, ...]] = EMBEDDING_OVERRIDES
 
     def check(self, name: str, params: dict) -> dict:
         """Validated copy of a condition's parameters (``kind`` included). Raises
         :class:`ConditionError` naming the condition and the problem."""
         params = dict(params or {})
-        allowed = set(self.keys) | set(EMBEDDING_OVERRIDES) | {"kind", "layers"}
+        allowed = set(self.keys) | set(self.overrides) | {"kind", "layers"}
         unknown = sorted(set(params) - allowed)
         if unknown:
             raise ConditionError(f"condition {name!r} (kind {self.name}): unknown parameters {unknown}; "
@@ -68,6 +70,10 @@ class RepresentationKind:
         if missing:
             raise ConditionError(f"condition {name!r} (kind {self.name}): missing {missing}")
         return params
+
+    def level_of(self, params: dict) -> str:
+        """The level of this condition's features (the kind's, unless it depends on parameters)."""
+        return self.level
 
     def layers(self, name: str, params: dict, default: tuple[int, ...]) -> tuple[int, ...]:
         """The layers this condition is scored at: its own ``layers`` or the project's."""

@@ -9,7 +9,8 @@
       position signal, self-attention is permutation-equivariant: a token's representation depends
       on which words are in its window, not on their order. Only for models with an absolute
       position table (BERT, RoBERTa, MiniLM, GPT-2's ``wpe``); models with rotary or relative
-      positions have none to zero, and a causal attention mask still leaks order, so those need
+      positions have none to zero, and a causal attention mask still leaks order, so those are
+      refused with an error (:func:`order_leaks`) and need
   ``shuffle``  the preceding words of every context window are shuffled (seeded by ``seed`` and the
       word's index), the word itself stays last: model-agnostic, and the model still sees a
       well-formed position sequence, only over scrambled text.
@@ -54,11 +55,36 @@ def position_tables(model) -> list:
             if isinstance(m, torch.nn.Embedding) and n.split(".")[-1] in ("position_embeddings", "wpe")]
 
 
+def order_leaks(model) -> str | None:
+    """Why zeroing position tables would not remove word order from ``model`` (None when it does):
+    a causal (decoder) model sees order through its attention mask; relative or rotary position
+    schemes carry order outside the absolute table."""
+    cfg = model.config
+    archs = " ".join(getattr(cfg, "architectures", None) or [])
+    if getattr(cfg, "is_decoder", False) or "CausalLM" in archs or "LMHead" in archs or \
+            cfg.model_type in CAUSAL_MODEL_TYPES:
+        return f"{cfg.model_type} is a causal model: its attention mask leaks word order"
+    kind = getattr(cfg, "position_embedding_type", "absolute")
+    if kind != "absolute":
+        return f"{cfg.model_type} uses {kind} position embeddings, which zeroing the absolute table leaves in place"
+    if getattr(cfg, "rope_theta", None) is not None or getattr(cfg, "rotary_dim", None) is not None:
+        return f"{cfg.model_type} uses rotary position embeddings"
+    return None
+
+
+#: model types whose AutoModel is causal (order leaks through the mask even without positions)
+CAUSAL_MODEL_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "opt", "llama", "mistral", "qwen2", "bloom",
+                      "falcon", "phi", "gemma", "codegen", "xglm", "ctrl"}
+
+
 def zero_position_embeddings(model):
     """Set every absolute position-embedding table of ``model`` to zero (in place); an error when
-    it has none."""
+    it has none or when order would still leak (:func:`order_leaks`)."""
     import torch
 
+    leak = order_leaks(model)
+    if leak:
+        raise ConditionError(f"no_position mode zero_positions: {leak}; use mode 'shuffle'")
     tables = position_tables(model)
     if not tables:
         raise ConditionError(f"{type(model).__name__} has no absolute position-embedding table to zero; "
@@ -81,6 +107,8 @@ class ControlKind(TextKind):
         params = super().check(name, params)
         if params["control"] not in CONTROLS:
             raise ConditionError(f"condition {name!r}: control must be one of {CONTROLS}, got {params['control']!r}")
+        if params["control"] == "random_init" and "mode" in params:
+            raise ConditionError(f"condition {name!r}: 'mode' applies to control no_position, not random_init")
         mode = params.setdefault("mode", "zero_positions") if params["control"] == "no_position" else None
         if mode is not None and mode not in NO_POSITION_MODES:
             raise ConditionError(f"condition {name!r}: no_position mode must be one of {NO_POSITION_MODES}, "

@@ -26,6 +26,7 @@ annotations, INLP) adds transforms here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -72,14 +73,40 @@ def fold_features(features: dict, fold: int, stories: list[str]) -> list[np.ndar
     if is_per_fold(features):
         missing = [s for s in stories if f"{fold}/{s}" not in features]
         if missing:
-            raise KeyError(f"features fitted per fold have no fold {fold} for stories {missing}")
+            raise KeyError(f"features fitted per fold have no fold {fold} for stories {missing}; were they "
+                           f"fitted on another folds table? Re-run the derived condition")
         return [np.asarray(features[f"{fold}/{s}"]) for s in stories]
     return [np.asarray(features[s]) for s in stories]
 
 
+class PerFoldFeatures(Mapping):
+    """``"<fold>/<story>"`` -> float32 array, computed one fold at a time: reading the keys in
+    order (as the NPY dataset's save does) fits each fold once and keeps only that fold's arrays
+    in memory."""
+
+    def __init__(self, folds: list[int], stories: list[str], compute_fold):
+        self._keys = [f"{f}/{s}" for f in folds for s in stories]
+        self._compute = compute_fold
+        self._fold, self._arrays = None, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        fold, story = key.split("/", 1)
+        if self._fold != int(fold):
+            self._fold, self._arrays = int(fold), self._compute(int(fold))
+        return self._arrays[story]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 def fit_per_fold(transform_name: str, source: dict, grids: pd.DataFrame, folds: pd.DataFrame,
                  against: dict | None = None, transform_params: dict | None = None,
-                 condition: str = "?") -> dict[str, np.ndarray]:
+                 condition: str = "?") -> PerFoldFeatures:
     """Fit a transform on each outer fold's training samples and apply it to all samples.
 
     Parameters
@@ -94,7 +121,8 @@ def fit_per_fold(transform_name: str, source: dict, grids: pd.DataFrame, folds: 
 
     Returns
     -------
-    dict ``"<fold>/<story>"`` -> float32 array (n_trs, n_features_out), one entry per fold and story.
+    mapping ``"<fold>/<story>"`` -> float32 array (n_trs, n_features_out), one entry per fold and
+    story, computed fold by fold on access (:class:`PerFoldFeatures`).
     """
     if transform_name not in TRANSFORMS:
         raise ConditionError(f"condition {condition!r}: unknown transform {transform_name!r}; registered: "
@@ -103,10 +131,11 @@ def fit_per_fold(transform_name: str, source: dict, grids: pd.DataFrame, folds: 
     n_trs = grids["n_trs"].to_numpy()
     bounds = np.r_[0, np.cumsum(n_trs)]
     story_of_sample = np.repeat(np.asarray(stories, dtype=object), n_trs)
-    out: dict[str, np.ndarray] = {}
-    for fold, rows in folds.groupby("fold", sort=True):
-        fold = int(fold)
-        train = np.sort(rows.loc[rows["role"] == "train", "sample"].to_numpy(np.int64))
+    train_of = {int(f): np.sort(rows.loc[rows["role"] == "train", "sample"].to_numpy(np.int64))
+                for f, rows in folds.groupby("fold", sort=True)}
+
+    def compute(fold: int) -> dict[str, np.ndarray]:
+        train = train_of[fold]
         X = np.concatenate(fold_features(source, fold, stories))
         if len(X) != bounds[-1]:
             raise ValueError(f"condition {condition!r}: source features have {len(X)} rows, the TR grid {bounds[-1]}")
@@ -120,11 +149,11 @@ def fit_per_fold(transform_name: str, source: dict, grids: pd.DataFrame, folds: 
         if not np.isfinite(Z).all():
             raise FloatingPointError(f"condition {condition!r}: transform {transform_name} gave non-finite "
                                      f"features in fold {fold}")
-        for k, s in enumerate(stories):
-            out[f"{fold}/{s}"] = Z[bounds[k]: bounds[k + 1]]
         log.info("condition %s: %s fitted on the %d training samples of fold %d", condition, transform_name,
                  len(train), fold)
-    return out
+        return {s: Z[bounds[k]: bounds[k + 1]] for k, s in enumerate(stories)}
+
+    return PerFoldFeatures(sorted(train_of), stories, compute)
 
 
 class DerivedKind(RepresentationKind):
@@ -136,6 +165,7 @@ class DerivedKind(RepresentationKind):
     name = "derived"
     level = "fold"
     keys = ("source", "transform", "against", "against_layer", "transform_params")
+    overrides = ()   # its features are the source's TR features, already delayed
     required = ("source", "transform")
 
     def check(self, name: str, params: dict) -> dict:

@@ -5,15 +5,16 @@
 ``word_rate``          words per second: the number of words whose time (``word_align``: midpoint
                        or onset) falls in ``[t_i - TR/2, t_i + TR/2)`` around volume time ``t_i``,
                        divided by the TR.
-``phoneme_rate``       phones per second, counted the same way from the reader's phone tier
-                       (``phones()``; LeBel TextGrids have one); an error naming the dataset where
-                       there is none.
+``phoneme_rate``       phones per second, counted the same way from the ``phones`` table that
+                       data_prep reads from the reader's phone tier (``phones()``; LeBel TextGrids
+                       have one); an error naming the dataset where there is none.
 ``sound_power``        mean power of the story audio in the same interval, in dB
                        (:func:`~brainalign.core.representations.lowlevel_audio.sound_power`).
 ``spectral_envelope``  ``n_bands`` log band energies of the audio in the same interval
                        (:func:`~brainalign.core.representations.lowlevel_audio.spectral_envelope`).
 ``predictors``         columns that a dataset ships already on its TR grid (``predictors: [names]``;
-                       Alice: ``rate``, ``sndpwr``, read by the reader's ``predictors(story, names)``).
+                       Alice: ``rate``, ``sndpwr``), the ``stimulus_predictors`` table that data_prep
+                       reads with the reader's ``predictors(story, names)``.
 
 One layer (0) holds all columns. The features then take the project's response model (FIR delays
 by default); predictors that a dataset ships already convolved with an HRF are best scored with
@@ -96,6 +97,7 @@ class LowlevelKind(RepresentationKind):
     name = "lowlevel"
     level = "tr"
     keys = ("features", "predictors", "n_bands")
+    overrides = ("response_model", "delays", "word_align")
 
     def check(self, name: str, params: dict) -> dict:
         params = super().check(name, params)
@@ -121,44 +123,42 @@ class LowlevelKind(RepresentationKind):
         out = ["words", "tr_grids"]
         if self.needs_audio(params):
             out.append("stimulus_audio")
-        if "predictors" in params["features"] or "phoneme_rate" in params["features"]:
-            out.append("raw_study")
+        if "phoneme_rate" in params["features"]:
+            out.append("phones")
+        if "predictors" in params["features"]:
+            out.append("stimulus_predictors")
         return out
 
     def extract(self, name: str, params: dict, embedding: dict, layers: list[int], words=None, tr_grids=None,
-                stimulus_audio=None, raw_study=None, **data) -> dict[int, dict]:
+                stimulus_audio=None, phones=None, stimulus_predictors=None, **data) -> dict[int, dict]:
         feats = params["features"]
         align = embedding.get("word_align", "midpoint")
         sample_rate = int(embedding.get("audio_sample_rate", 16000))
-        phones_by_story = None
-        if "phoneme_rate" in feats:
-            get = getattr(raw_study, "phones", None)
-            phones_by_story = get() if get is not None else None
-            if not phones_by_story:
-                raise ConditionError(f"condition {name!r}: phoneme_rate needs a phone tier, and the "
-                                     f"{getattr(raw_study, 'name', '?')} reader gives none")
         out: dict[str, np.ndarray] = {}
         names: list[str] = []
         for grid in tr_grids.to_dict("records"):
             story = grid["story"]
             w = words[words["story"] == story].sort_values("word_index")
-            preds = None
+            preds = ph = audio = None
             if "predictors" in feats:
-                get = getattr(raw_study, "predictors", None)
-                if get is None:
-                    raise ConditionError(f"condition {name!r}: the {getattr(raw_study, 'name', '?')} reader "
-                                         f"ships no predictor files")
-                preds = get(story, list(params["predictors"]))
-                if len(preds) != int(grid["n_trs_total"]):
-                    raise ValueError(f"condition {name!r}, story {story}: predictors have {len(preds)} rows, "
-                                     f"the TR grid {int(grid['n_trs_total'])}")
-            phones = None
-            if phones_by_story is not None:
-                if story not in phones_by_story:
-                    raise ConditionError(f"condition {name!r}: no phone tier for story {story}")
-                phones = phones_by_story[story]
-            audio = np.asarray(stimulus_audio[story]) if stimulus_audio is not None else None
-            values, names = lowlevel_story(feats, grid, w, align, phones, audio, sample_rate, preds,
+                rows = stimulus_predictors[stimulus_predictors["story"] == story].sort_values("tr_index")
+                missing = [c for c in params["predictors"] if c not in rows.columns]
+                if missing:
+                    raise ConditionError(f"condition {name!r}: predictors {missing} are not in stimulus_predictors "
+                                         f"(columns: {[c for c in rows.columns if c not in ('story', 'tr_index')]})")
+                if len(rows) != int(grid["n_trs_total"]):
+                    raise ValueError(f"condition {name!r}, story {story}: predictors have {len(rows)} rows, the "
+                                     f"TR grid {int(grid['n_trs_total'])}")
+                preds = rows[list(params["predictors"])].reset_index(drop=True)
+            if "phoneme_rate" in feats:
+                ph = phones[phones["story"] == story]
+                if not len(ph):
+                    raise ConditionError(f"condition {name!r}: no phones for story {story} (phone tier empty)")
+            if self.needs_audio(params):
+                if story not in stimulus_audio:
+                    raise ConditionError(f"condition {name!r}: no audio for story {story} in stimulus_audio")
+                audio = np.asarray(stimulus_audio[story])
+            values, names = lowlevel_story(feats, grid, w, align, ph, audio, sample_rate, preds,
                                            int(params.get("n_bands", 8)))
             out[story] = values
         log.info("condition %s: low-level columns %s", name, names)

@@ -488,6 +488,7 @@ class SpeechKind(RepresentationKind):
     level = "tr"
     keys = ("model", "family", "window_s", "stride_s")
     required = ("model",)
+    overrides = ("response_model", "delays", "lanczos_window", "batch_size")
 
     def check(self, name: str, params: dict) -> dict:
         params = super().check(name, params)
@@ -505,6 +506,12 @@ class SpeechKind(RepresentationKind):
     def inputs(self, name: str, params: dict) -> list[str]:
         return ["stimulus_audio", "tr_grids"]
 
+    def load(self, name: str, params: dict, device: str, **data):
+        """Feature extractor, model (eval, on ``device``) and family of the condition."""
+        from .text import resolve_model
+
+        return load_speech_model(resolve_model(params["model"]), device, params.get("family"))
+
     def extract(self, name: str, params: dict, embedding: dict, layers: list[int], stimulus_audio=None,
                 tr_grids=None, **data) -> dict[int, dict]:
         import hashlib
@@ -514,25 +521,31 @@ class SpeechKind(RepresentationKind):
 
         rate = int(embedding.get("audio_sample_rate", 16000))
         device = resolve_device(embedding.get("device", "auto"))
-        fe, model, family = load_speech_model(resolve_model(params["model"]), device, params.get("family"))
+        fe, model, family = self.load(name, params, device, **data)
         window = {"window_s": float(params["window_s"]), "stride_s": float(params["stride_s"])}
-        fingerprint = model_fingerprint(model, None, window)
+        lanczos = int(embedding.get("lanczos_window", 3))
+        fingerprint = model_fingerprint(model, None, {**window, "lanczos_window": lanczos,
+                                                      "feature_extractor": fe.to_dict()})
         log.info("condition %s: %s model, fingerprint %s", name, family, fingerprint)
         cache = FeatureCache(embedding.get("cache_dir"))
         out: dict[int, dict] = {layer: {} for layer in layers}
         for grid in tr_grids.to_dict("records"):
             story = grid["story"]
+            if story not in stimulus_audio:
+                raise ConditionError(f"condition {name!r}: no audio for story {story} in stimulus_audio")
             wav = np.asarray(stimulus_audio[story], dtype=np.float32)
             key = hashlib.sha1(json.dumps([fingerprint, story, hashlib.sha1(wav.tobytes()).hexdigest(), rate,
                                            float(grid["t0"]), float(grid["tr"]), int(grid["n_trs_total"])])
                                .encode()).hexdigest()[:16]
             feats = cache.get(key, layers)
             if feats is None:
-                times, win = extract_speech_features(wav, rate, fe, model, layers, batch_size=int(
-                    embedding.get("speech_batch_size", 16)), progress=True, desc=f"{name} {story}", family=family,
-                    **window)
+                batch = int(embedding.get("batch_size") if "batch_size" in params else
+                            embedding.get("speech_batch_size", 16))
+                times, win = extract_speech_features(wav, rate, fe, model, layers, batch_size=batch, progress=True,
+                                                     desc=f"{name} {story}", family=family, **window)
                 grid_times = tr_times(grid)
-                feats = {layer: speech_features_to_grid(times, win[layer], grid_times) for layer in layers}
+                feats = {layer: speech_features_to_grid(times, win[layer], grid_times, window=lanczos)
+                         for layer in layers}
                 cache.put(key, feats)
             else:
                 log.info("condition %s: features of story %s from the cache (%s)", name, story, key)

@@ -98,32 +98,111 @@ def load_tuned(path: str | Path, base_model: str | None = None, device: str = "c
     return tok, model.eval().to(device)
 
 
+def check_fold_rule(name: str, info: dict, folds, grids) -> None:
+    """The fold rule for a tuned model fitted on responses or labels of this study: the stories it
+    was fitted on (``fitted_on_stories`` in its ``brainalign.json``) must never be in a test fold.
+
+    Raises
+    ------
+    ConditionError naming the condition, the stories and the folds.
+    """
+    fitted = set(map(str, info.get("fitted_on_stories") or []))
+    if not fitted or folds is None or grids is None:
+        return
+    import numpy as np
+
+    stories = np.repeat(grids["story"].astype(str).to_numpy(), grids["n_trs"].to_numpy())
+    test = folds[folds["role"] == "test"]
+    leaked = {}
+    for fold, rows in test.groupby("fold"):
+        hit = sorted(set(stories[rows["sample"].to_numpy()]) & fitted)
+        if hit:
+            leaked[int(fold)] = hit
+    if leaked:
+        raise ConditionError(
+            f"condition {name!r}: its model was fitted on stories {sorted(fitted)}, and encoding would test it "
+            f"on some of them (fold: stories {leaked}); the fold rule forbids it. Leave those stories out of "
+            f"study.stories for this run, or tune one model per outer fold")
+
+
 class TunedKind(TextKind):
     """``tuned``: ``{kind: tuned, model_dataset: <catalog name, default <condition>.tuned_model>,
-    base_model, method, task, trainable_fraction, context_words}`` (module docstring)."""
+    modality: text | speech, base_model, method, task, trainable_fraction, context_words,
+    window_s, stride_s, family}`` (module docstring).
+
+    ``modality: speech`` reads a Wav2Vec2 / HuBERT / Whisper directory (a brain-tuned speech model)
+    through the speech kind's windows (level ``tr``); ``text`` (default) through the text path.
+    Description fields missing from the parameters come from the directory's ``brainalign.json``.
+    The extraction refuses a model whose ``brainalign.json`` lists ``fitted_on_stories`` that an
+    encoding test fold holds (:func:`check_fold_rule`).
+    """
 
     name = "tuned"
-    keys = ("model_dataset", "base_model", "method", "task", "trainable_fraction", "context_words")
+    keys = ("model_dataset", "modality", "base_model", "method", "task", "trainable_fraction", "context_words",
+            "window_s", "stride_s", "family")
     required = ()
 
     def check(self, name: str, params: dict) -> dict:
         params = super().check(name, params)
         params.setdefault("model_dataset", f"{name}.tuned_model")
+        params.setdefault("modality", "text")
+        if params["modality"] not in ("text", "speech"):
+            raise ConditionError(f"condition {name!r}: modality must be text or speech, got {params['modality']!r}")
+        if params["modality"] == "speech":
+            params.setdefault("window_s", 16.0)
+            params.setdefault("stride_s", 0.1)
         return params
 
-    def inputs(self, name: str, params: dict) -> list[str]:
-        return ["words", params["model_dataset"]]
+    def level_of(self, params: dict) -> str:
+        return "tr" if params.get("modality") == "speech" else "word"
 
-    def load(self, name: str, params: dict, device: str, **data):
+    def inputs(self, name: str, params: dict) -> list[str]:
+        first = ["stimulus_audio", "tr_grids"] if params.get("modality") == "speech" else ["words", "tr_grids"]
+        return [*first, params["model_dataset"], "folds"]
+
+    def _directory(self, params: dict, data: dict):
         from .base import input_argument
 
         directory = data[input_argument(params["model_dataset"])]
-        path = getattr(directory, "path", directory)
+        return getattr(directory, "path", directory)
+
+    def load(self, name: str, params: dict, device: str, **data):
         base = params.get("base_model")
-        return load_tuned(path, resolve_model(base) if base else None, device,
+        return load_tuned(self._directory(params, data), resolve_model(base) if base else None, device,
                           what=f"condition {name!r} ({params['model_dataset']})")
 
-    def describe(self, name: str, params: dict) -> dict:
-        return {"condition": name, "kind": self.name, "base_model": params.get("base_model"),
-                "method": params.get("method"), "task": params.get("task"),
-                "trainable_fraction": params.get("trainable_fraction"), "details": params["model_dataset"]}
+    def extract(self, name: str, params: dict, embedding: dict, layers: list[int], **data) -> dict[int, dict]:
+        path = self._directory(params, data)
+        check_fold_rule(name, read_info(path), data.get("folds"), data.get("tr_grids"))
+        if params.get("modality") == "speech":
+            return _TunedSpeech(path).extract(name, params, embedding, layers, **data)
+        return super().extract(name, params, embedding, layers, **data)
+
+    def describe(self, name: str, params: dict, info: dict | None = None) -> dict:
+        info = info or {}
+
+        def pick(key):
+            return params.get(key) if params.get(key) is not None else info.get(key)
+
+        return {"condition": name, "kind": self.name, "base_model": pick("base_model"), "method": pick("method"),
+                "task": pick("task"), "trainable_fraction": pick("trainable_fraction"),
+                "details": params["model_dataset"]}
+
+
+class _TunedSpeech:
+    """The speech kind's extraction over a tuned speech-model directory."""
+
+    def __init__(self, path):
+        from .speech import SpeechKind
+
+        class Kind(SpeechKind):
+            def load(kind, name, params, device, **data):
+                from .speech import load_speech_model
+
+                check_model_directory(path, f"condition {name!r}")
+                return load_speech_model(str(path), device, params.get("family"))
+
+        self.kind = Kind()
+
+    def extract(self, name, params, embedding, layers, **data):
+        return self.kind.extract(name, params, embedding, layers, **data)

@@ -27,12 +27,14 @@ def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
-def conditions_table(conditions: dict) -> pd.DataFrame:
+def conditions_table(conditions: dict, *model_dirs, tuned: list[str] = ()) -> pd.DataFrame:
     """``conditions.csv``: each condition's kind, base model, method, task, trainable fraction,
-    source and transform (empty where they do not apply), for reports, MLflow and later pipelines."""
+    source and transform (empty where they do not apply), for reports, MLflow and later pipelines.
+    ``model_dirs`` are the model directories of the ``tuned`` conditions (in that order), whose
+    ``brainalign.json`` fills what their parameters leave out."""
     from ...core.representations import describe_conditions
 
-    return describe_conditions(conditions)
+    return describe_conditions(conditions, {c: getattr(d, "info", {}) for c, d in zip(tuned, model_dirs)})
 
 
 def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:

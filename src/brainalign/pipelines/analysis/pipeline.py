@@ -11,6 +11,7 @@ from . import nodes
 def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
     cells = [f"{cell_namespace(s, c, k)}.scores" for s in grid.subjects for c, k in grid.cells()]
+    tuned = [s for s in grid.specs if s.kind == "tuned"]
     maps = []
     if grid.brain_maps:
         maps = [node(nodes.brain_maps, ["encoding_scores", "reference_image", "params:brain_maps",
@@ -24,7 +25,9 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          "brain_map_flatmap", name="pycortex_flatmap"))
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
-        node(nodes.conditions_table, "params:conditions", "conditions_table", name="conditions_table"),
+        node(bind(nodes.conditions_table, tuned=[s.name for s in tuned]),
+             ["params:conditions", *[s.params["model_dataset"] for s in tuned]], "conditions_table",
+             name="conditions_table"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
              name="collect_exclusions"),
         node(nodes.summarise, ["encoding_scores", "noise_ceiling"], "roi_summary", name="roi_summary"),

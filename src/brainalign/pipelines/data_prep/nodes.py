@@ -278,3 +278,38 @@ def audio_plot(audio: dict, words: pd.DataFrame, params: dict):
     story = next(iter(audio))
     return plots.audio_words(np.asarray(audio[story]), int(params.get("audio_sample_rate", 16000)),
                              words[words["story"] == story], story)
+
+
+def read_phones(study, grids: pd.DataFrame) -> pd.DataFrame:
+    """The phone tier of every story (for the low-level phoneme rate): a table story, phone,
+    onset, offset (s, the words' clock). A reader without phones is an error naming it."""
+    get = getattr(study, "phones", None)
+    if get is None:
+        raise ValueError(f"a condition asks for phoneme_rate, but the {study.name} reader has no phone tier "
+                         f"(study at {study.root})")
+    phones = get()
+    parts = []
+    for story in grids["story"]:
+        if story not in phones:
+            raise ValueError(f"{study.name} study at {study.root}: no phones for story {story}")
+        ph = phones[story]
+        parts.append(pd.DataFrame({"story": story, "phone": ph["phone"].astype(str).to_numpy(),
+                                   "onset": ph["onset"].to_numpy(float), "offset": ph["offset"].to_numpy(float)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_predictors(study, grids: pd.DataFrame, *, names: list[str]) -> pd.DataFrame:
+    """Predictors that the dataset ships on its TR grid (Alice ``rate``, ``sndpwr``): a table story,
+    tr_index (0 .. n_trs_total - 1), one column per name."""
+    get = getattr(study, "predictors", None)
+    if get is None:
+        raise ValueError(f"a condition asks for predictors {names}, but the {study.name} reader ships none "
+                         f"(study at {study.root})")
+    parts = []
+    for row in grids.itertuples():
+        p = get(row.story, list(names)).reset_index(drop=True)
+        if len(p) != int(row.n_trs_total):
+            raise ValueError(f"{study.name} study at {study.root}: predictors of story {row.story} have {len(p)} "
+                             f"rows, its TR grid {int(row.n_trs_total)}")
+        parts.append(p.assign(story=row.story, tr_index=np.arange(len(p)))[["story", "tr_index", *names]])
+    return pd.concat(parts, ignore_index=True)

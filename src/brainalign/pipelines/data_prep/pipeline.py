@@ -35,11 +35,17 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         node(nodes.read_ground_truth, ["raw_study", *after], "ground_truth", name="read_ground_truth"),
         node(nodes.make_folds, ["tr_grids", "params:cv"], "folds", name="make_folds"),
     ]
-    if grid.needs_audio:  # a speech or audio-based low-level condition reads the story audio
+    if grid.needs("stimulus_audio"):  # a speech or audio-based low-level condition reads the story audio
         common += [node(nodes.read_audio, ["raw_study", "words", "tr_grids", "params:embedding"], "stimulus_audio",
                         name="read_audio"),
                    node(nodes.audio_plot, ["stimulus_audio", "words", "params:embedding"], "audio_plot",
                         name="plot_audio")]
+    if grid.needs("phones"):
+        common.append(node(nodes.read_phones, ["raw_study", "tr_grids"], "phones", name="read_phones"))
+    if grid.needs("stimulus_predictors"):
+        names = sorted({n for s in grid.specs if "stimulus_predictors" in s.inputs for n in s.params["predictors"]})
+        common.append(node(bind(nodes.read_predictors, names=names), ["raw_study", "tr_grids"], "stimulus_predictors",
+                           name="read_predictors"))
     if grid.brain_maps:  # the voxel grid the analysis stage draws on (it never reads raw_study)
         common.append(node(nodes.reference_image, ["raw_study", *after], "reference_image",
                            name="reference_image"))

@@ -41,7 +41,7 @@ def derived_nodes(spec) -> list:
         if p.get("against"):
             inputs.append(f"{p['against']}.{Grid.layer_name(p['against_layer'])}.tr_features")
         out.append(node(bind(nodes.derive_features, name=spec.name, params=dict(p)), inputs,
-                        f"{spec.name}.{lname}.tr_features", name=f"{spec.name}.{lname}.derive_features",
+                        f"{spec.name}.{lname}.tr_features", name="derive_features",
                         namespace=f"{spec.name}.{lname}"))
     return out
 

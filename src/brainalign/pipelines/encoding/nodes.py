@@ -32,8 +32,7 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     fold_list = folds_from_table(folds)
     # features fitted per outer fold (derived conditions, the fold rule): fold f uses its own
     per_fold = is_per_fold(features)
-    X_by_fold = [np.concatenate(fold_features(features, f, stories)) for f in range(len(fold_list))] \
-        if per_fold else None
+    X_by_fold = _FoldMatrices(features, stories, len(fold_list)) if per_fold else None  # one fold at a time
     X = X_by_fold[0] if per_fold else np.concatenate([np.asarray(features[s]) for s in stories])
     Y = StackedRows([responses[s] for s in stories], stories)  # lazy: read by target batches
     for s, n in zip(stories, grids["n_trs"].to_numpy()):
@@ -70,3 +69,16 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     log.info("%s %s layer %d: mean r %.3f over %d targets (alpha at grid edge for %.0f%%)", subject,
              condition, layer, out["r"].mean(), len(out), 100 * out["alpha_at_edge"].mean())
     return out
+
+
+class _FoldMatrices:
+    """Fold ``f`` -> the stories' features of fold ``f`` concatenated, built when asked for."""
+
+    def __init__(self, features: dict, stories: list[str], n_folds: int):
+        self.features, self.stories, self.n_folds = features, stories, n_folds
+
+    def __len__(self) -> int:
+        return self.n_folds
+
+    def __getitem__(self, f: int) -> np.ndarray:
+        return np.concatenate(fold_features(self.features, f, self.stories))
