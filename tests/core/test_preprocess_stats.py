@@ -281,3 +281,24 @@ def test_clean_responses_detrend_methods():
     np.testing.assert_allclose(none["a"], y, atol=1e-5)
     with pytest.raises(ValueError, match="study.detrend"):
         clean_responses({"a": y}, grids, ["t"], "s", "quadratic")
+
+
+def test_paired_condition_test_against_scipy():
+    from scipy import stats as st
+
+    from brainalign.core.stats.summaries import paired_condition_test
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(8):
+        for cond, layer, shift in (("p", 2, 0.1), ("q", 1, 0.0)):
+            for t in range(3):
+                rows.append({"subject": f"s{s}", "condition": cond, "layer": layer, "roi": "A", "target": f"t{t}",
+                             "r": shift + 0.05 * rng.standard_normal()})
+    scores = pd.DataFrame(rows)
+    out = paired_condition_test(scores, ("p", 2), ("q", 1), "A")
+    piv = scores.groupby(["condition", "subject"])["r"].mean()
+    x, y = piv["p"].to_numpy(), piv["q"].to_numpy()
+    assert out["n_subjects"] == 8 and out["mean_diff"] == pytest.approx((x - y).mean())
+    assert out["p_t"] == pytest.approx(st.ttest_rel(x, y).pvalue)
+    assert out["p_wilcoxon"] == pytest.approx(st.wilcoxon(x, y).pvalue)

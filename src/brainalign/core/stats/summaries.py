@@ -70,3 +70,32 @@ def ground_truth_recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataF
                      "noise_sem_r": float(stats.sem(g.loc[noise, "r"])) if noise.sum() > 1 else np.nan,
                      "noise_n": int(noise.sum())})
     return pd.DataFrame(rows)
+
+
+def paired_condition_test(scores: pd.DataFrame, a: tuple[str, int], b: tuple[str, int], roi: str) -> dict:
+    """Across-subject paired comparison of two (condition, layer) cells in one ROI.
+
+    Each subject's mean r over the ROI's targets is taken in both cells (only subjects scored in
+    both); the difference a - b is tested with a two-sided paired t-test and a Wilcoxon signed-rank
+    test (scipy).
+
+    Returns
+    -------
+    dict with n_subjects, mean_a, mean_b, mean_diff, sem_diff, t, p_t, p_wilcoxon.
+    """
+    def subject_means(cond, layer):
+        s = scores[(scores["condition"] == cond) & (scores["layer"] == int(layer)) & (scores["roi"] == roi)]
+        return s.groupby("subject")["r"].mean()
+
+    ma, mb = subject_means(*a), subject_means(*b)
+    both = ma.index.intersection(mb.index)
+    if len(both) < 3:
+        raise ValueError(f"paired test in {roi}: {len(both)} subjects scored in both {a} and {b}; need 3")
+    x, y = ma.loc[both].to_numpy(float), mb.loc[both].to_numpy(float)
+    d = x - y
+    t, p = stats.ttest_rel(x, y)
+    w = stats.wilcoxon(x, y).pvalue if np.any(d != 0) else 1.0
+    return {"roi": roi, "a": f"{a[0]} layer {a[1]}", "b": f"{b[0]} layer {b[1]}", "n_subjects": len(both),
+            "mean_a": float(x.mean()), "mean_b": float(y.mean()), "mean_diff": float(d.mean()),
+            "sem_diff": float(d.std(ddof=1) / np.sqrt(len(d))), "t": float(t), "p_t": float(p),
+            "p_wilcoxon": float(w)}
