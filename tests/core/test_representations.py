@@ -370,3 +370,35 @@ def test_speech_features_to_grid_is_the_lanczos_sum_written_out():
             if abs(d) < 6.0:
                 ref[i] += np.sinc(d / 2.0) * np.sinc(d / 6.0) * feats[j]
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_read_audio_places_resamples_and_checks_coverage():
+    """data_prep's read_audio: resampled to 16 kHz (scipy reference), shifted by the reader's
+    audio_start onto the TR-grid clock, and an error naming the story when the audio ends before
+    its last word."""
+    from scipy.signal import resample_poly
+
+    from brainalign.pipelines.data_prep.nodes import read_audio
+
+    rng = np.random.default_rng(0)
+    wav = rng.standard_normal(22050 * 4).astype(np.float32) * 0.1
+
+    class Study:
+        name, root = "fake", "/nowhere"
+
+        def audio(self, story):
+            return wav, 22050
+
+        def audio_start(self, story):
+            return 0.5
+
+    words = pd.DataFrame({"story": "s", "word": ["a", "b"], "onset": [1.0, 3.0], "offset": [1.5, 4.2]})
+    grids = pd.DataFrame({"story": ["s"]})
+    out = read_audio(Study(), words, grids, {"audio_sample_rate": 16000})["s"]
+    ref = resample_poly(wav.astype(np.float64), 320, 441)
+    assert len(out) == 8000 + len(ref)
+    np.testing.assert_allclose(out[:8000], 0)
+    np.testing.assert_allclose(out[8000:], ref, atol=1e-6)
+    late = words.assign(offset=[1.5, 5.2])
+    with pytest.raises(ValueError, match="story s: the audio"):
+        read_audio(Study(), late, grids, {"audio_sample_rate": 16000})

@@ -70,7 +70,7 @@ def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int) -> p
 
 
 def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, story: str = "",
-                seconds: float | None = 20.0) -> plt.Figure:
+                seconds: float | None = 8.0) -> plt.Figure:
     """One story's waveform with a line and the word at each word onset (the first ``seconds``
     after the first word; None: all of it)."""
     t_first = float(words["onset"].min()) if len(words) else 0.0
@@ -83,8 +83,8 @@ def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, sto
     top = float(np.abs(np.asarray(waveform[a:b])).max() or 1.0)
     for k, w in enumerate(shown.itertuples()):
         ax.axvline(w.onset, color="tab:red", lw=0.6)
-        ax.text(w.onset, top * (1.05 if k % 2 else 1.25), str(w.word), fontsize=7, rotation=0, ha="left")
-    ax.set_ylim(-top * 1.1, top * 1.45)
+        ax.text(w.onset, top * (1.05 + 0.17 * (k % 3)), str(w.word), fontsize=8, rotation=0, ha="left")
+    ax.set_ylim(-top * 1.1, top * 1.6)
     ax.set_xlim(start, stop)
     ax.set_xlabel("time (s, TR-grid clock)")
     ax.set_ylabel("amplitude")
