@@ -7,8 +7,9 @@ from scipy import stats
 
 SCORE_COLUMNS = ["dataset", "subject", "condition", "layer", "target", "roi", "r", "r2", "alpha",
                  "r_concat", "alpha_at_edge"]
-#: optional columns, present when the null model was asked for (encoding.null_model.enabled)
-NULL_COLUMNS = ["r_null", "r2_null"]
+#: optional columns, present when the null model was asked for (encoding.null_model.enabled); p and
+#: q (per-target permutation p and its Benjamini-Hochberg q over the cell's targets) with n_draws > 0
+NULL_COLUMNS = ["r_null", "r2_null", "p", "q"]
 
 
 def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -40,6 +41,9 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     if has_null:
         out["mean_r_null"] = g["r_null"].mean().to_numpy()
         out["sem_r_null"] = g["r_null"].agg(lambda x: stats.sem(x) if len(x) > 1 else 0.0).to_numpy()
+    if "q" in scores.columns:   # share of the ROI's targets significant at q < 0.05, over all subjects
+        sig = scores.assign(sig=scores["q"] < 0.05).groupby(["condition", "layer", "roi"], observed=True)["sig"]
+        out = out.merge(sig.mean().rename("share_q05").reset_index(), on=["condition", "layer", "roi"])
     if noise_ceiling is not None and len(noise_ceiling):
         nc = (scores[["subject", "target", "roi"]].drop_duplicates()
               .merge(noise_ceiling[["subject", "target", "noise_ceiling"]], on=["subject", "target"])

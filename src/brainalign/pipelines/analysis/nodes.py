@@ -37,6 +37,28 @@ def conditions_table(conditions: dict, *model_dirs, tuned: list[str] = ()) -> pd
     return describe_conditions(conditions, {c: getattr(d, "info", {}) for c, d in zip(tuned, model_dirs)})
 
 
+def group_tests_table(scores: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    """``group_tests.csv``: across-subject tests per ROI (core.stats.group.group_tests; sign-flip p,
+    Wilcoxon beside it, bootstrap CI, BH q over the whole table). Contrasts: each condition at its
+    best layer (mean r over ROIs) against its null (r - r_null; against 0 without a null model), and
+    the first condition against each other one, at their best layers. Fewer than 3 subjects: an
+    empty table and a warning."""
+    from ...core.stats.group import GROUP_TEST_COLUMNS, MIN_SUBJECTS, group_tests
+
+    params = params or {}
+    n = scores["subject"].nunique()
+    if n < MIN_SUBJECTS:
+        log.warning("group tests need at least %d subjects; this run has %d: group_tests.csv is empty",
+                    MIN_SUBJECTS, n)
+        return pd.DataFrame(columns=GROUP_TEST_COLUMNS)
+    best = {c: int(g.groupby("layer")["r"].mean().idxmax()) for c, g in scores.groupby("condition", sort=False)}
+    conds = list(dict.fromkeys(scores["condition"]))
+    contrasts = [("null", c, best[c]) for c in conds]
+    contrasts += [("paired", (conds[0], best[conds[0]]), (c, best[c])) for c in conds[1:]]
+    return group_tests(scores, contrasts, n_perm=int(params.get("n_perm", 10000)),
+                       n_boot=int(params.get("n_boot", 10000)), seed=int(params.get("seed", 0)))
+
+
 def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
     parts = [t for t in tables if len(t)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXCLUSION_COLUMNS)
@@ -99,6 +121,12 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
                 metrics[f"r_null.{cond}.layer_{layer}.mean"] = float(v)
             lines += ["Null model (responses circularly shifted against the features): mean r per ROI and layer",
                       "", _md_table(s.pivot(index="roi", columns="layer", values="mean_r_null")), ""]
+        if "share_q05" in s:
+            for row in s.itertuples():
+                metrics[f"share_q05.{cond}.layer_{row.layer}.{row.roi}"] = float(row.share_q05)
+            lines += ["Share of targets with q < 0.05 (per-target permutation p over the null draws, "
+                      "Benjamini-Hochberg within each subject x condition x layer cell)", "",
+                      _md_table(s.pivot(index="roi", columns="layer", values="share_q05")), ""]
     edge = float(scores["alpha_at_edge"].mean())
     metrics["share_alpha_at_edge"] = edge
     lines += [f"Share of (target, fold) fits whose alpha sits at an edge of the grid: {100 * edge:.1f}%.", ""]

@@ -25,6 +25,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          "brain_map_flatmap", name="pycortex_flatmap"))
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
+        node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),
         node(bind(nodes.conditions_table, tuned=[s.name for s in tuned]),
              ["params:conditions", *[s.params["model_dataset"] for s in tuned]], "conditions_table",
              name="conditions_table"),

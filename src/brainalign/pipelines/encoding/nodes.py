@@ -9,6 +9,7 @@ import pandas as pd
 from ...core.encoding.folds import folds_from_table
 from ...core.representations.derived import fold_features, is_per_fold
 from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
+from ...core.stats.nulls import bh_fdr, null_distribution, permutation_p, shift_draws
 from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,19 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
                   dtype=params.get("dtype", "float32"), fold_features=X_by_fold)
     res = cross_validated_encoding(X, Y, fold_list, story_of_sample, **kwargs)
     null = params.get("null_model") or {}
-    null_res = None
-    if null.get("enabled"):
+    null_res = null_dist = None
+    n_draws = int(null.get("n_draws") or 0)
+    if null.get("enabled") and n_draws > 0:
+        # K draws, the same for every condition and layer of a subject (paired nulls), another
+        # per subject; each fold's fit is reused with the alphas the real model chose
+        draws = shift_draws(story_of_sample, n_draws, int(null.get("min_shift", 50)),
+                            seed=_subject_seed(int(params.get("seed", 0)), subject))
+        null_dist = null_distribution(X, Y, fold_list, story_of_sample, res.fold_alpha, draws,
+                                      dtype=params.get("dtype", "float32"), target_batch=params.get("target_batch"),
+                                      fold_features=X_by_fold)
+        log.info("%s %s layer %d: null model of %d circular-shift draws (min shift %s TRs); smallest p %.4f",
+                 subject, condition, layer, n_draws, null.get("min_shift", 50), 1 / (n_draws + 1))
+    elif null.get("enabled"):
         shifts = null_shifts(story_of_sample, int(null.get("min_shift", 50)),
                              seed=int(params.get("seed", 0)) * 1000 + int(layer))
         log.info("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
@@ -63,6 +75,12 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     if null_res is not None:
         out["r_null"] = null_res.r
         out["r2_null"] = null_res.r2
+    if null_dist is not None:
+        null_r, null_r2 = null_dist
+        out["r_null"] = null_r.mean(0)
+        out["r2_null"] = null_r2.mean(0)
+        out["p"] = permutation_p(res.r, null_r)
+        out["q"] = bh_fdr(out["p"].to_numpy())   # over the targets of this cell
     if not np.isfinite(out[["r", "r2", "alpha", "r_concat"] + [c for c in NULL_COLUMNS if c in out]]
                        .to_numpy(float)).all():
         raise FloatingPointError(f"non-finite scores for subject {subject}, {condition}, layer {layer}")
@@ -82,3 +100,10 @@ class _FoldMatrices:
 
     def __getitem__(self, f: int) -> np.ndarray:
         return np.concatenate(fold_features(self.features, f, self.stories))
+
+
+def _subject_seed(seed: int, subject: str) -> int:
+    """A seed per (encoding seed, subject), stable across runs and processes."""
+    import zlib
+
+    return int(seed) * 1_000_003 + zlib.crc32(str(subject).encode())
