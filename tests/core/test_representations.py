@@ -37,6 +37,9 @@ def test_kind_defaults_to_text_and_every_kind_is_registered():
     ({"a": {"kind": "lowlevel", "features": ["loudness"]}}, "unknown low-level features"),
     ({"a": {"kind": "speech", "model": "m", "family": "wavlm"}}, "speech family must be one of"),
     ({"a": "bert"}, "expected a mapping"),
+    ({"a": {"kind": "tuned", "modality": "speech", "unit": "sentence"}}, "apply to text models"),
+    ({"a": {"kind": "tuned", "window_s": 4}}, "apply to modality: speech"),
+    ({"a": {"kind": "lowlevel", "unit": "sentence"}}, "unknown parameters"),
 ])
 def test_bad_conditions_are_named(conditions, message):
     with pytest.raises(ConditionError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")

@@ -25,7 +25,7 @@ import json
 import logging
 from pathlib import Path
 
-from .base import ConditionError
+from .base import EMBEDDING_OVERRIDES, ConditionError
 from .text import TextKind, load_model, resolve_model
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,16 @@ class TunedKind(TextKind):
         if params["modality"] not in ("text", "speech"):
             raise ConditionError(f"condition {name!r}: modality must be text or speech, got {params['modality']!r}")
         if params["modality"] == "speech":
+            from .speech import SpeechKind
+
+            word_only = sorted(k for k in params if k in EMBEDDING_OVERRIDES and k not in SpeechKind.overrides)
+            if word_only or "context_words" in params:
+                raise ConditionError(f"condition {name!r}: {word_only + (['context_words'] if 'context_words' in params else [])} "
+                                     f"apply to text models, not to a speech model (modality: speech)")
             params.setdefault("window_s", 16.0)
             params.setdefault("stride_s", 0.1)
+        elif any(k in params for k in ("window_s", "stride_s", "family")):
+            raise ConditionError(f"condition {name!r}: window_s, stride_s and family apply to modality: speech")
         return params
 
     def level_of(self, params: dict) -> str:
