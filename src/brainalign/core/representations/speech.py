@@ -537,18 +537,15 @@ class SpeechKind(RepresentationKind):
             key = hashlib.sha1(json.dumps([fingerprint, story, hashlib.sha1(wav.tobytes()).hexdigest(), rate,
                                            float(grid["t0"]), float(grid["tr"]), int(grid["n_trs_total"])])
                                .encode()).hexdigest()[:16]
-            feats = cache.get(key, layers)
-            if feats is None:
+            def compute(wav=wav, grid=grid, story=story):
                 batch = int(embedding.get("batch_size") if "batch_size" in params else
                             embedding.get("speech_batch_size", 16))
                 times, win = extract_speech_features(wav, rate, fe, model, layers, batch_size=batch, progress=True,
                                                      desc=f"{name} {story}", family=family, **window)
-                grid_times = tr_times(grid)
-                feats = {layer: speech_features_to_grid(times, win[layer], grid_times, window=lanczos)
-                         for layer in layers}
-                cache.put(key, feats)
-            else:
-                log.info("condition %s: features of story %s from the cache (%s)", name, story, key)
+                return {layer: speech_features_to_grid(times, win[layer], tr_times(grid), window=lanczos)
+                        for layer in layers}
+
+            feats = cache.fetch(key, layers, compute, what=f"condition {name}: features of story {story}")
             for layer in layers:
                 out[layer][story] = np.asarray(feats[layer], dtype=np.float32)
         return out

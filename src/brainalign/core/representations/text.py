@@ -313,6 +313,17 @@ class FeatureCache:
             return None
         return {layer: np.load(f, mmap_mode="r") for layer, f in files.items()}
 
+    def fetch(self, key: str, layers: list[int], compute: Callable[[], dict[int, np.ndarray]],
+              what: str = "features") -> dict[int, np.ndarray]:
+        """The cached features of ``key``, or ``compute()``'s, stored for next time."""
+        feats = self.get(key, layers)
+        if feats is None:
+            feats = compute()
+            self.put(key, feats)
+        else:
+            log.info("%s from the cache (%s)", what, key)
+        return feats
+
     def put(self, key: str, feats: dict[int, np.ndarray]) -> None:
         if self.root is None:
             return
@@ -383,15 +394,10 @@ class TextKind(RepresentationKind):
             wl = w["word"].tolist()
             groups = w["sentence_id"].to_numpy() if scope == "sentence" else None
             key = feature_key(fingerprint, ctx, str(story), wl, groups=groups, separator=separator)
-            feats = cache.get(key, layers)
-            if feats is None:
-                feats = extract_word_features(wl, tok, model, layers, context_words=ctx,
-                                              batch_size=int(embedding.get("batch_size", 64)),
-                                              progress=True, desc=f"{name} {story}", groups=groups,
-                                              separator=separator, shuffle_seed=self.shuffle_seed(params))
-                cache.put(key, feats)
-            else:
-                log.info("condition %s: word features of story %s from the cache (%s)", name, story, key)
+            feats = cache.fetch(key, layers, lambda: extract_word_features(
+                wl, tok, model, layers, context_words=ctx, batch_size=int(embedding.get("batch_size", 64)),
+                progress=True, desc=f"{name} {story}", groups=groups, separator=separator,
+                shuffle_seed=self.shuffle_seed(params)), what=f"condition {name}: word features of story {story}")
             for layer in layers:
                 out[layer][story] = np.asarray(feats[layer], dtype=np.float32)
         return out

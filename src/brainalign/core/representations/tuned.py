@@ -183,7 +183,10 @@ class TunedKind(TextKind):
         path = self._directory(params, data)
         check_fold_rule(name, read_info(path), data.get("folds"), data.get("tr_grids"))
         if params.get("modality") == "speech":
-            return _TunedSpeech(path).extract(name, params, embedding, layers, **data)
+            from .speech import SpeechKind
+
+            check_model_directory(path, f"condition {name!r} ({params['model_dataset']})")  # never a pickle
+            return SpeechKind().extract(name, {**params, "model": str(path)}, embedding, layers, **data)
         return super().extract(name, params, embedding, layers, **data)
 
     def describe(self, name: str, params: dict, info: dict | None = None) -> dict:
@@ -195,22 +198,3 @@ class TunedKind(TextKind):
         return {"condition": name, "kind": self.name, "base_model": pick("base_model"), "method": pick("method"),
                 "task": pick("task"), "trainable_fraction": pick("trainable_fraction"),
                 "details": params["model_dataset"]}
-
-
-class _TunedSpeech:
-    """The speech kind's extraction over a tuned speech-model directory."""
-
-    def __init__(self, path):
-        from .speech import SpeechKind
-
-        class Kind(SpeechKind):
-            def load(kind, name, params, device, **data):
-                from .speech import load_speech_model
-
-                check_model_directory(path, f"condition {name!r}")
-                return load_speech_model(str(path), device, params.get("family"))
-
-        self.kind = Kind()
-
-    def extract(self, name, params, embedding, layers, **data):
-        return self.kind.extract(name, params, embedding, layers, **data)

@@ -9,7 +9,8 @@ import pandas as pd
 from ...core.encoding.folds import folds_from_table
 from ...core.representations.derived import fold_features, is_per_fold
 from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
-from ...core.stats.nulls import bh_fdr, null_distribution, permutation_p, shift_draws
+from ...core.stats.group import bh_fdr
+from ...core.stats.nulls import null_distribution, permutation_p, shift_draws
 from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
