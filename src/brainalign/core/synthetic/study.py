@@ -22,12 +22,46 @@ semantic share is low (the A1-like ROI). ``sound_power_share`` in the ground tru
 squared weights of unit-variance signals, not of variance (word rate and sound power
 correlate); 0 without audio and for pure-noise voxels.
 
-Gaussian noise is added at a per-voxel signal-to-noise
-ratio (variance ratio) per subject. A share of voxels (and the whole "WM" region) is pure noise.
-Voxel weights and SNRs are shared by subjects (inter-subject correlation is meaningful); noise
-and a slow linear drift per run are not. The ground truth ``expected_r`` of a voxel is the
-correlation of its noise-free signal with its simulated response over the kept TRs: what a
-perfect model would score (0 for pure-noise voxels).
+Noise is added at a per-voxel signal-to-noise ratio (variance ratio signal / noise; the signal
+is scaled to variance ``snr`` over the kept TRs, the noise has unit marginal variance). A share of
+voxels (and the whole "WM" region) is pure noise. Voxel weights and SNRs are shared by subjects
+(inter-subject correlation is meaningful); noise and drift are drawn per subject, story and voxel.
+
+Noise model (as real BOLD, DESIGN.md "Simulated data carry autocorrelated noise and drift"):
+
+* noise: a stationary Gaussian AR(1) process per subject, story and voxel, with coefficient
+  ``noise_ar`` = phi per TR (:func:`ar1_noise`): ``e_0 ~ N(0, 1)`` (the stationary
+  distribution), ``e_t = phi e_{t-1} + sqrt(1 - phi**2) u_t``, ``u_t ~ N(0, 1)``; so every sample
+  has variance 1 and lag-k autocorrelation ``phi**k``. ``noise_ar = 0`` is white noise, drawn
+  exactly as before AR noise existed (the same innovations ``u`` are filtered for any phi).
+* drift, added to the response after ``expected_r`` is computed (detrending is there to remove
+  it, and a perfect model does not predict it):
+
+  - a linear trend per run, ``linspace(-1, 1) * N(0, 0.5**2)`` per voxel (noise-sd units);
+  - slow drift (:func:`slow_drift`): ``DRIFT_COMPONENTS`` cosines per run and voxel with random
+    phase, Gaussian amplitude and period log-uniform in ``drift_periods`` (default 128-1024 s,
+    i.e. below SPM's 128 s high-pass), scaled so that its marginal sd is ``drift_sd`` (noise-sd
+    units; 0: none).
+
+  What detrending removes (``core.brain.preprocess``, per story after trimming; shares of the
+  drift's variance over the kept TRs, expected over draws, default periods): ``study.detrend:
+  linear`` (the conf/base default) removes the mean and the linear trend exactly, and of the slow
+  drift only what a straight line fits: ~87 % on 90 s runs (conf/test), ~35-38 % on the 300-330 s
+  runs of the default study (~55 % of linear trend + slow drift with ``drift_sd = 0.5``).
+  ``highpass`` (DCT drifts slower than ``highpass_cutoff`` = 128 s, as SPM) removes > 99 % of the
+  linear trend and ~96-98 % of the slow drift on those runs (~99 % and ~87 % on 90 s runs, whose
+  DCT basis has one cosine). Cosines slower than the run leave a curved residue that neither
+  removes completely.
+
+The slow drift is drawn from its own generator (spawned from the study's), so voxel parameters,
+noise innovations and linear trends are the same draws whatever ``noise_ar`` and ``drift_sd``
+are; with ``noise_ar = 0`` and ``drift_sd = 0`` (the function's defaults) the study is the white
+noise + linear drift study of earlier versions, array for array. The default study
+(conf/base ``synthetic:``) uses ``noise_ar = 0.5`` and ``drift_sd = 0.5``.
+
+The ground truth ``expected_r`` of a voxel is the correlation of its noise-free signal with its
+simulated response (signal + noise, without drift) over the kept TRs: what a perfect model would
+score on perfectly detrended data (0 for pure-noise voxels).
 
 Written to disk in real formats (:func:`write_study`): per subject and story a 4D NIfTI BOLD
 image, a brain mask and an ROI label image (BIDS-derivative names), per story a word-timing TSV
@@ -45,6 +79,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scipy import signal as sp_signal
+
 from ..representations.lowlevel_audio import sound_power
 from ..timing.audio import check_audio_covers_words, write_wav
 from ..timing.resample import hrf_convolve, lanczos_downsample
@@ -59,6 +95,67 @@ ROI_SPECS = {
     "A1": ((0.1, 0.4), (0.3, 2.0), 0.1),
     "WM": ((0.0, 0.0), (0.0, 0.0), 1.0),
 }
+
+
+# slow drift: number of random-phase cosines per run and voxel
+DRIFT_COMPONENTS = 3
+
+
+def check_noise_parameters(noise_ar: float, drift_sd: float, drift_periods) -> tuple[float, float, tuple[float, float]]:
+    """Validated ``(noise_ar, drift_sd, (min_period, max_period))``; a ValueError names the bad one."""
+    try:
+        phi = float(noise_ar)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthetic noise_ar must be a number in [0, 1), got {noise_ar!r}") from None
+    if not (np.isfinite(phi) and 0.0 <= phi < 1.0):
+        raise ValueError(f"synthetic noise_ar (AR(1) coefficient of the noise, per TR) must be in [0, 1), "
+                         f"got {noise_ar!r}")
+    try:
+        sd = float(drift_sd)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthetic drift_sd must be a number >= 0, got {drift_sd!r}") from None
+    if not (np.isfinite(sd) and sd >= 0.0):
+        raise ValueError(f"synthetic drift_sd (sd of the slow drift, noise-sd units) must be >= 0, got {drift_sd!r}")
+    try:
+        lo, hi = (float(v) for v in drift_periods)
+    except (TypeError, ValueError):
+        raise ValueError("synthetic drift_periods must be two periods [min, max] in seconds, "
+                         f"got {drift_periods!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 < lo <= hi):
+        raise ValueError("synthetic drift_periods must be [min, max] seconds with 0 < min <= max, "
+                         f"got {drift_periods!r}")
+    return phi, sd, (lo, hi)
+
+
+def ar1_noise(innovations: np.ndarray, phi: float) -> np.ndarray:
+    """Stationary AR(1) noise with unit marginal variance from standard-normal ``innovations``
+    (n_trs, ...) along axis 0: ``e_0 = u_0``, ``e_t = phi e_{t-1} + sqrt(1 - phi**2) u_t``.
+    ``phi = 0`` returns the innovations themselves."""
+    u = np.asarray(innovations, dtype=np.float64)
+    if phi == 0.0 or u.shape[0] == 0:
+        return u
+    c = np.sqrt(1.0 - phi ** 2)
+    # y_0 = c u_0 + zi must equal u_0 (a draw from the stationary distribution)
+    zi = ((1.0 - c) * u[0])[None]
+    out, _ = sp_signal.lfilter([c], [1.0, -phi], u, axis=0, zi=zi)
+    return out
+
+
+def slow_drift(rng: np.random.Generator, n_trs: int, tr: float, n_vox: int, sd: float,
+               periods: tuple[float, float] = (128.0, 1024.0),
+               n_components: int = DRIFT_COMPONENTS) -> np.ndarray:
+    """Slow drift of one run, (n_trs, n_vox): a sum of ``n_components`` cosines per voxel,
+    ``a cos(2 pi t / P + theta)`` at ``t = tr * (0..n_trs-1)``, with ``P`` log-uniform in
+    ``periods`` (s), ``theta`` uniform in [0, 2 pi) and ``a ~ N(0, 2 sd**2 / n_components)``, so
+    that each time point has variance ``sd**2`` (over draws). All power is at frequencies
+    ``<= 1 / periods[0]``."""
+    lo, hi = periods
+    shape = (n_components, n_vox)
+    period = np.exp(rng.uniform(np.log(lo), np.log(hi), shape))
+    phase = rng.uniform(0.0, 2 * np.pi, shape)
+    amp = rng.standard_normal(shape) * sd * np.sqrt(2.0 / n_components)
+    t = tr * np.arange(n_trs)[:, None, None]
+    return (amp * np.cos(2 * np.pi * t / period + phase)).sum(1)
 
 
 def story_texts(names: list[str] | None = None) -> dict[str, str]:
@@ -154,7 +251,9 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
                    n_subjects: int = 3, tr: float = 2.0, volume_shape=(12, 12, 10),
                    tail_seconds: float = 20.0, trim_start: int = 0, trim_end: int = 0,
                    n_components: int = 16, seed: int = 0, audio: dict | None = None,
-                   sound_window_s: float = 0.05, sound_floor_db: float = -60.0) -> SimulatedStudy:
+                   sound_window_s: float = 0.05, sound_floor_db: float = -60.0,
+                   noise_ar: float = 0.0, drift_sd: float = 0.0,
+                   drift_periods: tuple[float, float] = (128.0, 1024.0)) -> SimulatedStudy:
     """Simulate BOLD for every subject and story.
 
     Parameters
@@ -169,13 +268,21 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         without it the simulation draws exactly what it drew before audio existed.
     sound_window_s : window and step (s) of the sound power before downsampling to TRs.
     sound_floor_db : lower clip of the sound power (dB re full scale).
+    noise_ar : AR(1) coefficient of the noise per TR, in [0, 1); 0 (default) is white noise. The
+        noise has unit marginal variance whatever the coefficient (module docstring).
+    drift_sd : marginal sd of the slow drift (noise-sd units, >= 0); 0 (default): only the
+        linear trend.
+    drift_periods : (min, max) period in seconds of the slow-drift cosines.
 
     Returns
     -------
     SimulatedStudy; ``bold[(subject, story)]`` float32 (*volume_shape, n_trs) with
     ``n_trs = ceil((last word offset + tail_seconds) / tr)``.
     """
+    noise_ar, drift_sd, drift_periods = check_noise_parameters(noise_ar, drift_sd, drift_periods)
     rng = np.random.default_rng(seed)
+    # the slow drift has its own stream, so the other draws do not depend on drift_sd
+    drift_rng = rng.spawn(1)[0]
     roi_names = list(ROI_SPECS)
     mask, labels = ellipsoid_rois(tuple(volume_shape), roi_names)
     vox = np.nonzero(mask)
@@ -255,11 +362,13 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         subject = f"sub-{sub:02d}"
         kept_sig, kept_resp = [], []
         for s in stories:
-            noise = rng.standard_normal((n_trs[s], n_vox))
+            noise = ar1_noise(rng.standard_normal((n_trs[s], n_vox)), noise_ar)
             resp = signal[s] + noise
             kept_sig.append(signal[s][keep[s]])
             kept_resp.append(resp[keep[s]])
             drift = np.linspace(-1, 1, n_trs[s])[:, None] * rng.normal(0, 0.5, n_vox)
+            if drift_sd > 0:
+                drift = drift + slow_drift(drift_rng, n_trs[s], tr, n_vox, drift_sd, drift_periods)
             vol = np.zeros((*volume_shape, n_trs[s]), dtype=np.float32)
             vol[vox] = (baseline + 5.0 * (resp + drift)).T
             bold[(subject, s)] = vol
@@ -277,7 +386,9 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     affine[:3, 3] = np.array([-50.0, -20.0, 6.0]) - 3.0 * (np.array(volume_shape) - 1) / 2
     return SimulatedStudy(bold=bold, mask=mask, labels=labels, roi_names=roi_names, words=words,
                           ground_truth=pd.concat(gt_rows, ignore_index=True), tr=tr, affine=affine,
-                          meta={"n_trs": n_trs, "seed": seed, "n_components": n_components},
+                          meta={"n_trs": n_trs, "seed": seed, "n_components": n_components,
+                                "noise_ar": noise_ar, "drift_sd": drift_sd,
+                                "drift_periods": list(drift_periods)},
                           audio={s: (np.asarray(audio[s][0], dtype=np.float32), int(audio[s][1])) for s in audio})
 
 
