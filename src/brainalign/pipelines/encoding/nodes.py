@@ -10,7 +10,8 @@ from ...core.encoding.folds import folds_from_table
 from ...core.representations.derived import fold_features, is_per_fold
 from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_encoding, null_shifts
 from ...core.stats.group import bh_fdr
-from ...core.stats.nulls import null_distribution, permutation_p, shift_draws
+from ...core.stats.nulls import METHODS as NULL_METHODS
+from ...core.stats.nulls import PermutedRows, check_reachable_p, null_distribution, null_draws, permutation_p
 from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -52,23 +53,40 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     null = params.get("null_model") or {}
     null_res = null_dist = None
     n_draws = int(null.get("n_draws") or 0)
+    method = str(null.get("method") or "shift")
+    min_shift, block_len = int(null.get("min_shift", 50)), int(null.get("block_len", 10))
+    # story names as labels, so that a story too short for the null is named in the error
+    named = np.asarray(stories, dtype=object)[story_of_sample]
+    if null.get("enabled") and method not in NULL_METHODS:
+        raise ValueError(f"unknown encoding.null_model.method {method!r}; choose one of {NULL_METHODS}")
+    what = (f"circular-shift draws (min shift {min_shift} TRs)" if method == "shift"
+            else f"block-permutation draws (blocks of {block_len} TRs)")
     if null.get("enabled") and n_draws > 0:
         # K draws, the same for every condition and layer of a subject (paired nulls), another
         # per subject; each fold's fit is reused with the alphas the real model chose
-        draws = shift_draws(story_of_sample, n_draws, int(null.get("min_shift", 50)),
-                            seed=_subject_seed(int(params.get("seed", 0)), subject))
-        null_dist = null_distribution(X, Y, fold_list, story_of_sample, res.fold_alpha, draws,
+        draws = null_draws(method, named, n_draws, min_shift=min_shift, block_len=block_len,
+                           seed=_subject_seed(int(params.get("seed", 0)), subject))
+        check_reachable_p(n_draws, float(null.get("alpha", 0.05)), context=f"{subject} {condition} layer {layer}")
+        null_dist = null_distribution(X, Y, fold_list, named, res.fold_alpha, draws,
                                       dtype=params.get("dtype", "float32"), target_batch=params.get("target_batch"),
                                       fold_features=X_by_fold)
-        log.info("%s %s layer %d: null model of %d circular-shift draws (min shift %s TRs); smallest p %.4f",
-                 subject, condition, layer, n_draws, null.get("min_shift", 50), 1 / (n_draws + 1))
-    elif null.get("enabled"):
-        shifts = null_shifts(story_of_sample, int(null.get("min_shift", 50)),
-                             seed=int(params.get("seed", 0)) * 1000 + int(layer))
+        log.info("%s %s layer %d: null model of %d %s; smallest p %.4f",
+                 subject, condition, layer, n_draws, what, 1 / (n_draws + 1))
+    elif null.get("enabled") and method == "shift":
+        # one draw per subject and layer (the same for every condition of the subject at that layer)
+        shifts = null_shifts(story_of_sample, min_shift,
+                             seed=_subject_seed(int(params.get("seed", 0)), subject) * 1000 + int(layer))
         log.info("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
                  condition, layer, {stories[k]: v for k, v in shifts.items()})
         null_res = cross_validated_encoding(X, Y, fold_list, story_of_sample, shifts=shifts,
                                             **kwargs)
+    elif null.get("enabled"):
+        # one block permutation, seeded per subject and layer, with a full refit
+        (idx,) = null_draws(method, named, 1, min_shift=min_shift, block_len=block_len,
+                            seed=_subject_seed(int(params.get("seed", 0)), subject) * 1000 + int(layer))
+        log.info("%s %s layer %d: null model with responses in permuted blocks of %d TRs", subject,
+                 condition, layer, block_len)
+        null_res = cross_validated_encoding(X, PermutedRows(Y, idx), fold_list, story_of_sample, **kwargs)
     out = pd.DataFrame({"dataset": dataset, "subject": subject, "condition": condition, "layer": int(layer),
                         "target": targets["target"].to_numpy(), "roi": targets["roi"].to_numpy(),
                         "r": res.r, "r2": res.r2, "alpha": res.alpha, "r_concat": res.r_concat,
