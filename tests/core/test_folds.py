@@ -179,3 +179,26 @@ def test_splits_wrapper_interface():
     for (a, b), (c, d) in zip(got, folds):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+
+
+def test_held_out_stories_and_train_only():
+    from brainalign.core.encoding.folds import held_out_stories, tested_stories
+
+    n = [10, 12, 8, 6]
+    (train, test), = make_folds(n, "held_out_stories", stories=list("abcd"), test_stories=["c"])
+    np.testing.assert_array_equal(test, np.arange(22, 30))
+    np.testing.assert_array_equal(train, np.r_[np.arange(22), np.arange(30, 36)])
+    assert len(held_out_stories(n, [0, 3])) == 1
+    folds = make_folds(n, "leave_stories_out", stories=list("abcd"), train_only_stories=["b"])
+    assert len(folds) == 3
+    for tr, te in folds:  # story b (samples 10..21) is always trained on, never tested
+        assert set(range(10, 22)) <= set(tr) and not set(range(10, 22)) & set(te)
+    assert tested_stories(folds, n, list("abcd")) == ["a", "c", "d"]
+    with pytest.raises(ValueError, match="cv.test_stories.*'z'"):
+        make_folds(n, "held_out_stories", stories=list("abcd"), test_stories=["z"])
+    with pytest.raises(ValueError, match="at least one test story"):
+        make_folds(n, "held_out_stories", stories=list("abcd"))
+    with pytest.raises(ValueError, match="none is left to train"):
+        held_out_stories([5, 5], [0, 1])
+    with pytest.raises(ValueError, match="leave-stories-out needs"):
+        leave_stories_out([5, 5], train_only=[0, 1])

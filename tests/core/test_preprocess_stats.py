@@ -189,8 +189,15 @@ def test_roi_summary_single_subject_sem_zero_and_noise_ceiling():
         got = out.loc[out.roi == roi, "mean_noise_ceiling"].to_numpy()
         np.testing.assert_allclose(got, vals.mean(), atol=1e-12)
     assert set(out["noise_ceiling_method"]) == {"unknown"}
-    nc["method"] = np.where(nc["subject"] == "sub-0", "repeats_ccmax", "loso_isc")
-    assert set(roi_summary(sc, noise_ceiling=nc)["noise_ceiling_method"]) == {"loso_isc+repeats_ccmax"}
+    np.testing.assert_allclose(out["r_norm"], out["mean_r"] / out["mean_noise_ceiling"], rtol=1e-12)
+    nc["method"] = np.where(nc["subject"] == "sub-0", "repeats_single", "intersubject")
+    assert set(roi_summary(sc, noise_ceiling=nc)["noise_ceiling_method"]) == {"intersubject+repeats_single"}
+    # no valid ceiling (only the ISC): r_norm is NaN, the ISC is averaged under its own name
+    nc["isc_loso"], nc["noise_ceiling"], nc["method"] = nc["noise_ceiling"], np.nan, "none"
+    out = roi_summary(sc, noise_ceiling=nc)
+    assert out["r_norm"].isna().all() and out["mean_noise_ceiling"].isna().all()
+    np.testing.assert_allclose(out.loc[out.roi == "B", "mean_isc_loso"],
+                               nc[nc.target.isin([f"t{t}" for t in range(7, 12)])]["isc_loso"].mean(), atol=1e-12)
 
 
 def test_report_names_the_noise_ceiling_method_it_was_given():
@@ -198,11 +205,11 @@ def test_report_names_the_noise_ceiling_method_it_was_given():
 
     sc = _scores(12, n_subjects=2)
     nc = pd.DataFrame([{"subject": f"sub-{s}", "target": f"t{t}", "noise_ceiling": 0.5,
-                        "method": "repeats_ccmax"} for s in range(2) for t in range(12)])
+                        "method": "repeats_mean"} for s in range(2) for t in range(12)])
     empty = pd.DataFrame(columns=["subject", "target", "reason"])
     text, _ = report(roi_summary(sc, nc), pd.DataFrame(), empty, sc, "demo")
-    assert "## Noise ceiling (CC_max from repeated presentations)" in text
-    assert "inter-subject" not in text and "| roi | repeats_ccmax |" in text
+    assert "## Noise ceiling (CC_max of the mean over repeated presentations" in text
+    assert "inter-subject" not in text and "| roi | repeats_mean |" in text
 
 
 # --------------------------------------------------------------------------- ground truth

@@ -22,9 +22,11 @@ from brainalign.core.brain.preprocess import LazyStories
 from brainalign.core.timing.resample import lanczos_downsample
 from brainalign.io.readers import READERS, MissingDataError, get_reader
 from brainalign.io.readers.lebel import LebelReader
-from brainalign.pipelines.data_prep.nodes import noise_ceiling, prepare_responses, read_stimuli
+from brainalign.pipelines.data_prep.nodes import make_folds, noise_ceiling, prepare_responses, read_stimuli
 
 PARAMS = {"stories": "all", "trim_start": 0, "trim_end": 0, "detrend": False, "word_end_tolerance": 20.0}
+#: the env's default split: train on the other stories, test on the repeat-averaged test story
+HELD_OUT = {"method": "held_out_stories", "test_stories": ["wheretheressmoke"]}
 
 
 @pytest.fixture(scope="module")
@@ -298,10 +300,12 @@ def test_noise_ceiling_node_uses_repeats_where_present(planted_study, caplog):
         resp, targets, _ = prepare_responses(reader, grids, PARAMS, subject=s)
         subject_data += [resp, targets]
     with caplog.at_level(logging.WARNING):
-        nc = noise_ceiling(reader, grids, PARAMS, *subject_data, subjects=SUBJECTS)
-    assert list(nc.columns) == ["subject", "target", "noise_ceiling", "method"]
-    # UTS01 has repeats; UTS02 has none, and subject-space voxels give no inter-subject ceiling
-    assert set(nc["subject"]) == {"UTS01"} and set(nc["method"]) == {"repeats_ccmax"}
+        nc = noise_ceiling(reader, grids, make_folds(grids, HELD_OUT, reader), PARAMS, *subject_data,
+                           subjects=SUBJECTS)
+    assert list(nc.columns) == ["subject", "target", "noise_ceiling", "method", "isc_loso"]
+    # UTS01 has repeats; UTS02 has none, and subject-space voxels give no inter-subject ceiling;
+    # the test story is scored as the mean over the repeats, so the ceiling is that of the mean
+    assert set(nc["subject"]) == {"UTS01"} and set(nc["method"]) == {"repeats_mean"}
     assert "UTS02" in caplog.text and "own" in caplog.text
     got = nc.set_index("target")["noise_ceiling"]
     # independent: Schoppe et al.'s closed form on the h5py-read repeats
@@ -311,6 +315,35 @@ def test_noise_ceiling_node_uses_repeats_where_present(planted_study, caplog):
     expected = np.sqrt(np.clip((n * var_mean - reps.var(1, ddof=1).mean(0)) / ((n - 1) * var_mean), 0, 1))
     np.testing.assert_allclose(got[[f"v{k}" for k in range(N_VOXELS)]], expected, atol=1e-6)
     assert got[[f"v{k}" for k in PLANTED + [RATE0]]].min() > got[[f"v{k}" for k in NOISE]].max()
+
+    # scoring single presentations (leave-stories-out with the averaged story in training only)
+    # gets the ceiling of one presentation: sqrt(SP / mean_n Var(r_n)), SP the mean covariance of
+    # distinct repeats (computed here pair by pair with numpy)
+    lso = make_folds(grids, {"method": "leave_stories_out", "train_only_stories": ["wheretheressmoke"]}, reader)
+    single = noise_ceiling(reader, grids, lso, PARAMS, *subject_data, subjects=SUBJECTS)
+    assert set(single["method"]) == {"repeats_single"}
+    pairs = [np.cov(reps[i, :, v], reps[j, :, v])[0, 1] for v in range(N_VOXELS)
+             for i in range(n) for j in range(n) if i != j]
+    sp = np.asarray(pairs).reshape(N_VOXELS, -1).mean(1)
+    want = np.sqrt(np.clip(sp / reps.var(1, ddof=1).mean(0), 0, 1))
+    np.testing.assert_allclose(single.set_index("target")["noise_ceiling"][[f"v{k}" for k in range(N_VOXELS)]],
+                               want, atol=1e-6)
+    assert (single["noise_ceiling"].to_numpy() <= nc["noise_ceiling"].to_numpy() + 1e-12).all()
+
+
+def test_folds_never_mix_the_averaged_story_with_single_presentations(planted_study):
+    root, _ = planted_study
+    reader = LebelReader(root)
+    _, grids = read_stimuli(reader, PARAMS)
+    with pytest.raises(ValueError, match="wheretheressmoke.*mean over repeated presentations.*held_out_stories"):
+        make_folds(grids, {"method": "leave_stories_out"}, reader)
+    table = make_folds(grids, HELD_OUT, reader)
+    test_rows = table[table.role == "test"]["sample"]
+    off = np.r_[0, np.cumsum(grids["n_trs"])]
+    k = grids["story"].tolist().index("wheretheressmoke")
+    assert table["fold"].nunique() == 1 and sorted(test_rows) == list(range(off[k], off[k + 1]))
+    with pytest.raises(ValueError, match="cv.test_stories.*nosuchstory"):
+        make_folds(grids, {"method": "held_out_stories", "test_stories": ["nosuchstory"]}, reader)
 
 
 def test_noise_ceiling_repeats_are_trimmed_and_detrended_like_the_responses(planted_study):
@@ -324,7 +357,8 @@ def test_noise_ceiling_repeats_are_trimmed_and_detrended_like_the_responses(plan
     for s in SUBJECTS:
         resp, targets, _ = prepare_responses(reader, grids, params, subject=s)
         subject_data += [resp, targets]
-    nc = noise_ceiling(reader, grids, params, *subject_data, subjects=SUBJECTS)
+    folds = make_folds(grids, HELD_OUT, reader)
+    nc = noise_ceiling(reader, grids, folds, params, *subject_data, subjects=SUBJECTS)
     got = nc.set_index("target")["noise_ceiling"][[f"v{k}" for k in range(N_VOXELS)]].to_numpy()
     raw = _h5_read(_deriv(root) / "preprocessed_data" / "UTS01" / "wheretheressmoke_repeats.hf5")
     reps = signal.detrend(raw[:, 3:-2].astype(float), axis=1, type="linear")
@@ -333,13 +367,14 @@ def test_noise_ceiling_repeats_are_trimmed_and_detrended_like_the_responses(plan
     expected = np.sqrt(np.clip((n * var_mean - reps.var(1, ddof=1).mean(0)) / ((n - 1) * var_mean), 0, 1))
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # without the detrending the ceiling differs: the step is not a no-op on this data
-    untouched = noise_ceiling(reader, grids, dict(params, detrend="none"), *subject_data, subjects=SUBJECTS)
+    untouched = noise_ceiling(reader, grids, folds, dict(params, detrend="none"), *subject_data, subjects=SUBJECTS)
     assert np.abs(untouched["noise_ceiling"].to_numpy() - got).max() > 1e-3
 
 
-def test_noise_ceiling_keeps_loso_for_shared_targets(planted_study):
-    """A reader whose targets are shared across subjects and which has no repeats keeps the
-    leave-one-subject-out ISC (checked with numpy corrcoef)."""
+def test_noise_ceiling_two_shared_subjects_report_only_the_isc(planted_study, caplog):
+    """A reader whose targets are shared across subjects and which has no repeats: with two
+    subjects there is no inter-subject ceiling (it needs 3); the leave-one-subject-out ISC is
+    reported under its own name (checked with numpy corrcoef over the tested stories)."""
     root, _ = planted_study
 
     class Shared(LebelReader):
@@ -355,9 +390,12 @@ def test_noise_ceiling_keeps_loso_for_shared_targets(planted_study):
         resp, targets, _ = prepare_responses(reader, grids, PARAMS, subject=s)
         subject_data += [resp, targets]
         mats.append(np.concatenate([_h5_read(_hf5(root, s, st)) for st in grids["story"]]))
-    nc = noise_ceiling(reader, grids, PARAMS, *subject_data, subjects=SUBJECTS)
-    assert set(nc["method"]) == {"loso_isc"} and len(nc) == 2 * N_VOXELS
-    row = nc[(nc.subject == "UTS01") & (nc.target == "v2")]["noise_ceiling"].iloc[0]
+    folds = make_folds(grids, {"method": "leave_stories_out"}, None)  # every story tested
+    with caplog.at_level(logging.WARNING):
+        nc = noise_ceiling(reader, grids, folds, PARAMS, *subject_data, subjects=SUBJECTS)
+    assert "needs 3" in caplog.text
+    assert set(nc["method"]) == {"none"} and len(nc) == 2 * N_VOXELS and nc["noise_ceiling"].isna().all()
+    row = nc[(nc.subject == "UTS01") & (nc.target == "v2")]["isc_loso"].iloc[0]
     assert row == pytest.approx(np.corrcoef(mats[0][:, 2], mats[1][:, 2])[0, 1], abs=1e-5)
 
 
@@ -369,5 +407,5 @@ def test_env_conf_names_the_reader(repo_root):
     assert glob["study_reader"] == "lebel" and "BRAINALIGN_LEBEL_DIR" in glob["study_root"]
     LebelReader("x", **glob["study_options"])  # the options are the reader's
     assert params["study"]["trim_start"] == 0 and params["study"]["trim_end"] == 0
-    assert params["cv"]["method"] == "leave_stories_out"
+    assert params["cv"] == {"method": "held_out_stories", "test_stories": ["wheretheressmoke"]}
     assert "wheretheressmoke" in params["study"]["stories"]

@@ -173,10 +173,11 @@ def test_summary_matches_scores(tiny_run):
     assert metrics and all(np.isfinite(v) for v in metrics.values())
 
 
-def test_noise_ceiling_is_loso_isc(tiny_run):
+def test_noise_ceiling_two_subjects_report_the_isc_under_its_own_name(tiny_run):
+    """Two subjects: no inter-subject ceiling (it needs 3), the leave-one-subject-out ISC beside."""
     params, grid, catalog, tmp_path = tiny_run
     nc = catalog.load("noise_ceiling")
-    assert set(nc["method"]) == {"loso_isc"}
+    assert set(nc["method"]) == {"none"} and nc["noise_ceiling"].isna().all()
     # independent: subject 1 vs mean of the others (only one other here), on shared targets
     r1 = catalog.load("sub-01.responses")
     r2 = catalog.load("sub-02.responses")
@@ -186,5 +187,5 @@ def test_noise_ceiling_is_loso_isc(tiny_run):
     t = catalog.load("sub-01.targets")["target"].tolist()
     j = 0
     expected = stats.pearsonr(y1[:, j], y2[:, j])[0]
-    got = nc[(nc.subject == "sub-01") & (nc.target == t[j])]["noise_ceiling"].iloc[0]
+    got = nc[(nc.subject == "sub-01") & (nc.target == t[j])]["isc_loso"].iloc[0]
     assert got == pytest.approx(expected, abs=1e-5)

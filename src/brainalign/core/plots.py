@@ -54,6 +54,34 @@ def roi_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+def partition_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Unique and shared explained variance (R^2, mean +- SEM over subjects) per ROI: one bar per
+    region of the partition (``unique[A]``, ``shared[A+B]``, ...), the joint model's R^2 as a
+    black tick. ``summary``: roi, quantity, mean, sem (analysis ``partition_summary``)."""
+    parts = [q for q in dict.fromkeys(summary["quantity"]) if q.startswith(("unique[", "shared["))]
+    joint = [q for q in dict.fromkeys(summary["quantity"]) if q.startswith("r2[")]
+    joint = max(joint, key=lambda q: q.count("+")) if joint else None
+    rois = list(dict.fromkeys(summary["roi"]))
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(rois) * len(parts) + 2), 4))
+    width = 0.8 / max(len(parts), 1)
+    piv = summary.set_index(["quantity", "roi"])
+    for j, q in enumerate(parts):
+        b = piv.loc[q].reindex(rois)
+        ax.bar(np.arange(len(rois)) + j * width, b["mean"], width, yerr=b["sem"], capsize=2, label=q)
+    if joint is not None:
+        b = piv.loc[joint].reindex(rois)
+        ax.scatter(np.arange(len(rois)) + 0.4 - width / 2, b["mean"], marker="_", s=400, color="k",
+                   label=f"{joint} (joint model)")
+    ax.set_xticks(np.arange(len(rois)) + 0.4 - width / 2)
+    ax.set_xticklabels(rois, rotation=30)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel("cross-validated R$^2$ (mean over targets, then subjects)")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "Variance partitioning (banded ridge)")
+    fig.tight_layout()
+    return fig
+
+
 def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int) -> plt.Figure:
     """Recovered r against the planted expected r, one point per subject and voxel."""
     m = scores[scores["layer"] == layer].merge(truth, on=["subject", "target"], suffixes=("", "_t"))

@@ -70,6 +70,8 @@ class Grid:
     flatmap: bool = False
     specs: tuple[ConditionSpec, ...] = ()
     download: bool = False  # data_prep fetches a missing real study first (study.download)
+    #: variance partitioning bands (band name, condition, layer), empty when off
+    partition: tuple[tuple[str, str, int], ...] = ()
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -128,7 +130,42 @@ def grid_from_params(params: dict) -> Grid:
     return Grid(tuple(subjects), tuple(s.name for s in specs), tuple(int(x) for x in params.get("layers", [])),
                 simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
                 bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")), tuple(specs),
-                download=bool(study.get("download")) and not simulate)
+                download=bool(study.get("download")) and not simulate,
+                partition=partition_bands(params.get("variance_partition") or {}, specs))
+
+
+def partition_bands(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str, str, int], ...]:
+    """The bands of ``variance_partition`` (``{enabled, bands: [{name, condition, layer}, ...]}``, a
+    list so that an env replaces the bands rather than merging them) as (name, condition, layer),
+    checked against the conditions and their layers; () when off."""
+    if not params.get("enabled"):
+        return ()
+    bands = params.get("bands") or []
+    if not isinstance(bands, (list, tuple)) or not 2 <= len(bands) <= 3:
+        raise ValueError(f"variance_partition.bands must list 2 or 3 bands {{name, condition, layer}}; got {bands!r}")
+    by_name = {s.name: s for s in specs}
+    out = []
+    for b in bands:
+        if not isinstance(b, dict) or "condition" not in b:
+            raise ValueError(f"variance_partition: each band needs a condition (and a name and a layer); got {b!r}")
+        name = b.get("name", b["condition"])
+        if not isinstance(name, str) or safe_name(name) != name:
+            raise ValueError(f"variance_partition band name {name!r}: use letters, digits, _ and -")
+        cond = b["condition"]
+        if cond not in by_name:
+            raise ValueError(f"variance_partition band {name!r}: condition {cond!r} is not among the conditions "
+                             f"{sorted(by_name)}")
+        layers = by_name[cond].layers
+        layer = int(b.get("layer", layers[0] if len(layers) == 1 else -1))
+        if layer not in layers:
+            raise ValueError(f"variance_partition band {name!r}: layer {b.get('layer')!r} of {cond!r} is not scored "
+                             f"(its layers: {list(layers)})")
+        out.append((str(name), str(cond), layer))
+    if len({n for n, _, _ in out}) < len(out):
+        raise ValueError(f"variance_partition: two bands share a name: {[n for n, _, _ in out]}")
+    if len({(c, k) for _, c, k in out}) < len(out):
+        raise ValueError(f"variance_partition: two bands are the same condition and layer: {out}")
+    return tuple(out)
 
 
 def condition_specs(params: dict) -> list[ConditionSpec]:

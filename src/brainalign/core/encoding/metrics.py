@@ -182,32 +182,68 @@ def loso_isc(responses: list, target_batch: int = 10000) -> np.ndarray:
     return out
 
 
-def repeat_noise_ceiling(repeats: np.ndarray, target_batch: int = 10000) -> np.ndarray:
-    """Noise ceiling from repeated presentations of one stimulus: the expected correlation
-    ``CC_max`` of a perfect model with the mean response over repeats (Hsu, Borst & Theunissen
-    2004; Schoppe, Harper, Willmore, King & Schnupp 2016, "Measuring the performance of neural
-    models", Front. Comput. Neurosci. 10:10).
+def _signal_power_ratio(x: np.ndarray, scope: str) -> np.ndarray:
+    """``sqrt(SP / Var)`` per target for ``x`` of shape (n, n_samples, n_targets), float64 (the
+    formulas of :func:`repeat_noise_ceiling`)."""
+    n = x.shape[0]
+    var_of_sum = x.sum(0).var(axis=0, ddof=1)
+    each_var = x.var(axis=1, ddof=1)                      # (n, n_targets)
+    sp = (var_of_sum - each_var.sum(0)) / (n * (n - 1))   # mean covariance of distinct pairs
+    mean = x.mean(0)
+    if scope == "mean":
+        den = mean.var(axis=0, ddof=1)[None, :]
+        ok = (den > 0) & ~is_constant(mean)[None, :]
+    elif scope == "single":
+        den = each_var.mean(0)[None, :]
+        ok = (den > 0) & ~is_constant(mean)[None, :]
+    elif scope == "each":
+        den = each_var
+        ok = (den > 0) & ~np.stack([is_constant(x[k]) for k in range(n)])
+    else:
+        raise ValueError(f"scope must be 'mean', 'single' or 'each', got {scope!r}")
+    out = np.zeros(ok.shape)
+    ratio = np.divide(np.broadcast_to(sp, ok.shape), den, out=np.zeros(ok.shape), where=ok)
+    out[ok] = np.sqrt(np.clip(ratio[ok], 0.0, 1.0))
+    return out
 
-    With ``N`` repeats ``r_n`` of one target and ``y = mean_n r_n``, the signal power (the variance
-    of the stimulus-driven part, unbiased) is
+
+def repeat_noise_ceiling(repeats: np.ndarray, scope: str = "mean", target_batch: int = 10000) -> np.ndarray:
+    """Noise ceiling from repeated presentations of one stimulus (Hsu, Borst & Theunissen 2004;
+    Schoppe, Harper, Willmore, King & Schnupp 2016, "Measuring the performance of neural
+    models", Front. Comput. Neurosci. 10:10): the expected correlation of a perfect model with
+    the data it is scored on.
+
+    With ``N`` repeats ``r_n`` of one target, the signal power (the variance of the
+    stimulus-driven part: the mean covariance between distinct repeats, unbiased) is
 
         SP = (Var(sum_n r_n) - sum_n Var(r_n)) / (N (N - 1))
 
-    and ``CC_max = sqrt(SP / Var(y))``, clipped to [0, 1]. For ``r_n = s + e_n`` with independent
-    noise of variance ``v`` and ``Var(s) = 1``: ``SP -> 1`` and ``CC_max -> sqrt(1 / (1 + v / N))``,
-    the correlation of the mean response with the signal. This is the ceiling of r against the
-    N-repeat mean; a single presentation has the lower ceiling ``sqrt(SP / mean_n Var(r_n))``.
+    and the ceiling is ``sqrt(SP / Var(scored data))``, clipped to [0, 1]:
+
+    * ``scope="mean"``: scored against the mean over the N repeats, ``CC_max = sqrt(SP / Var(mean_n r_n))``
+      (Schoppe's CC_max). For ``r_n = s + e_n`` with independent noise of variance ``v`` and
+      ``Var(s) = 1``: ``-> sqrt(1 / (1 + v / N))``.
+    * ``scope="single"``: scored against one presentation (a story heard once),
+      ``sqrt(SP / mean_n Var(r_n))`` ``-> sqrt(1 / (1 + v))``. This is the ceiling of every
+      single-presentation story of the subject, assuming they share the repeated story's noise level.
+
+    Both are ratios of unbiased variance estimates; the square root of a ratio is slightly biased
+    (measured in docs/methods.md, "Noise ceiling").
 
     Parameters
     ----------
     repeats : array of shape (n_repeats, n_samples, n_targets), finite; n_repeats >= 2.
+    scope : "mean" or "single" (above).
     target_batch : targets processed at a time (bounds the float64 temporaries).
 
     Returns
     -------
-    cc_max : array of shape (n_targets,), float64 in [0, 1]; 0 where the mean response is
+    ceiling : array of shape (n_targets,), float64 in [0, 1]; 0 where the mean response is
         constant (:func:`is_constant`) or the signal power estimate is negative.
     """
+    if scope not in ("mean", "single"):
+        raise ValueError(f"scope must be 'mean' (scored on the N-repeat mean) or 'single' (one "
+                         f"presentation), got {scope!r}")
     reps = np.asarray(repeats)
     if reps.ndim != 3:
         raise ValueError(f"repeats must have shape (n_repeats, n_samples, n_targets), got {reps.shape}")
@@ -223,13 +259,45 @@ def repeat_noise_ceiling(repeats: np.ndarray, target_batch: int = 10000) -> np.n
         if bad.any():
             raise ValueError(f"repeats: {int(bad.sum())} targets have non-finite values (first: "
                              f"column {lo + int(np.flatnonzero(bad)[0])}); drop them first")
-        var_of_sum = x.sum(0).var(axis=0, ddof=1)
-        sum_of_var = x.var(axis=1, ddof=1).sum(0)
-        sp = (var_of_sum - sum_of_var) / (n * (n - 1))
-        mean = x.mean(0)
-        var_mean = mean.var(axis=0, ddof=1)
-        ok = (var_mean > 0) & ~is_constant(mean)
-        cc = np.zeros(x.shape[2])
-        cc[ok] = np.sqrt(np.clip(sp[ok] / var_mean[ok], 0.0, 1.0))
-        out[lo:lo + x.shape[2]] = cc
+        out[lo:lo + x.shape[2]] = _signal_power_ratio(x, scope)[0]
+    return out
+
+
+def intersubject_ceiling(responses: list, target_batch: int = 10000) -> np.ndarray:
+    """Single-subject noise ceiling from several subjects who heard the same stimulus, treating
+    the subjects as repeats of a shared signal: ``sqrt(SP / Var(r_s))`` per subject ``s``, with
+    ``SP`` the mean covariance between distinct subjects (the formula of
+    :func:`repeat_noise_ceiling`).
+
+    Under ``r_s = s + e_s`` (one stimulus-driven signal shared by all subjects, independent
+    noise) this is the correlation of a perfect model with subject ``s``: the ceiling of a
+    single-subject encoding score. The leave-one-subject-out ISC (:func:`loso_isc`) is lower:
+    it correlates with a noisy mean of the others (``SP / sqrt(Var(r_s) Var(mean of others))``).
+    Stimulus-driven variance that is the subject's own counts as noise here, so the value is still
+    a lower bound where subjects differ; a model can exceed it only by predicting such
+    idiosyncratic signal.
+
+    Parameters
+    ----------
+    responses : list over subjects (>= 3, so that ``SP`` is not one subject pair) of arrays of shape
+        (n_samples, n_targets), same targets; read ``target_batch`` columns at a time.
+
+    Returns
+    -------
+    ceiling : array of shape (n_subjects, n_targets), float64 in [0, 1].
+    """
+    if len(responses) < 3:
+        raise ValueError(f"an inter-subject ceiling needs at least 3 subjects (got {len(responses)}): with 2 "
+                         "the signal power is one covariance")
+    shapes = {tuple(np.shape(r)) for r in responses}
+    if len(shapes) != 1:
+        raise ValueError(f"an inter-subject ceiling needs responses of one shape; got {sorted(shapes)}")
+    n_samples, n_targets = next(iter(shapes))
+    if n_samples < 3:
+        raise ValueError(f"an inter-subject ceiling needs at least 3 samples, got {n_samples}")
+    out = np.zeros((len(responses), n_targets))
+    for lo in range(0, n_targets, max(1, int(target_batch))):
+        sl = slice(lo, min(lo + int(target_batch), n_targets))
+        x = np.stack([np.asarray(r[:, sl], np.float64) for r in responses])
+        out[:, sl] = _signal_power_ratio(x, "each")
     return out

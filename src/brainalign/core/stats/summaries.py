@@ -25,7 +25,10 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     Returns
     -------
     DataFrame with condition, layer, roi, mean_r, sem_r, mean_r2, n_subjects, n_targets,
-    share_alpha_at_edge [, mean_r_null, sem_r_null] [, mean_noise_ceiling, noise_ceiling_method].
+    share_alpha_at_edge [, mean_r_null, sem_r_null] [, share_q05] [, mean_noise_ceiling,
+    mean_isc_loso, noise_ceiling_method, r_norm]. ``r_norm = mean_r / mean_noise_ceiling`` (NaN
+    without a valid ceiling); ``mean_isc_loso`` is the leave-one-subject-out ISC, a lower bound
+    reported beside the ceiling, never used to normalise.
     """
     has_null = "r_null" in scores.columns
     agg = dict(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"), edge=("alpha_at_edge", "mean"))
@@ -45,14 +48,30 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
         sig = scores.assign(sig=scores["q"] < 0.05).groupby(["condition", "layer", "roi"], observed=True)["sig"]
         out = out.merge(sig.mean().rename("share_q05").reset_index(), on=["condition", "layer", "roi"])
     if noise_ceiling is not None and len(noise_ceiling):
+        cols = ["subject", "target", "noise_ceiling"] + (["isc_loso"] if "isc_loso" in noise_ceiling else [])
         nc = (scores[["subject", "target", "roi"]].drop_duplicates()
-              .merge(noise_ceiling[["subject", "target", "noise_ceiling"]], on=["subject", "target"])
-              .groupby("roi")["noise_ceiling"].mean().rename("mean_noise_ceiling").reset_index())
-        out = out.merge(nc, on="roi", how="left")
+              .merge(noise_ceiling[cols], on=["subject", "target"]).groupby("roi"))
+        per_roi = nc["noise_ceiling"].mean().rename("mean_noise_ceiling").to_frame()   # NaN skipped
+        if "isc_loso" in noise_ceiling:
+            per_roi["mean_isc_loso"] = nc["isc_loso"].mean()
+        out = out.merge(per_roi.reset_index(), on="roi", how="left")
         methods = (sorted(set(noise_ceiling["method"].astype(str))) if "method" in noise_ceiling
                    else ["unknown"])
         out["noise_ceiling_method"] = "+".join(methods)
+        # r relative to the ceiling of the scored data (a ratio of ROI means), only where a valid
+        # ceiling exists (never the ISC, a lower bound)
+        ok = out["mean_noise_ceiling"] > 0
+        out["r_norm"] = np.where(ok, out["mean_r"] / out["mean_noise_ceiling"].where(ok), np.nan)
     return out
+
+
+#: what each noise-ceiling method is, for reports (data_prep ``noise_ceiling``)
+CEILING_METHODS = {
+    "repeats_mean": "CC_max of the mean over repeated presentations (the scored test story is that mean)",
+    "repeats_single": "ceiling of a single presentation, from repeated presentations",
+    "intersubject": "single-subject ceiling from the signal shared across subjects",
+    "none": "none valid",
+}
 
 
 def ground_truth_recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

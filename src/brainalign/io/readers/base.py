@@ -88,8 +88,14 @@ class StudyReader:
         raise MissingDataError(f"{self.name} study: no audio for story {story}: looked for "
                                f"{', '.join(str(c) for c in candidates)}")
 
+    def averaged_stories(self) -> list[str]:
+        """Stories whose released responses are the mean over repeated presentations (their noise
+        level differs from a single presentation's; data_prep never tests them in the same folds as
+        single presentations, and scores on them get the ceiling of the mean). None by default."""
+        return []
+
     def repeats(self, subject: str):
         """Repeated presentations of one story, array (n_repeats, n_trs, n_targets) over the
         targets of :meth:`responses`, or None (the default: no repeats). data_prep's noise
-        ceiling uses them (``repeats_ccmax``) where present."""
+        ceiling uses them (``repeats_mean`` / ``repeats_single``) where present."""
         return None

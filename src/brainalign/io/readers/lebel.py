@@ -302,6 +302,10 @@ class LebelReader(StudyReader):
             raise ValueError(f"{files[0]}: responses of shape {shape}, expected (TRs, voxels)")
         return shape[1]
 
+    def averaged_stories(self) -> list[str]:
+        """The test story: the derivative releases it as the mean over its repeats."""
+        return [self.test_story]
+
     def repeats_path(self, subject: str) -> Path:
         return self.data_dir / subject / f"{self.test_story}_repeats.hf5"
 

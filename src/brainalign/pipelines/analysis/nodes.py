@@ -59,6 +59,55 @@ def group_tests_table(scores: pd.DataFrame, params: dict | None = None) -> pd.Da
                        n_boot=int(params.get("n_boot", 10000)), seed=int(params.get("seed", 0)))
 
 
+def collect_partition(*subjects: pd.DataFrame) -> pd.DataFrame:
+    """``partition_scores``: the subjects' variance partition tables concatenated (no NaN)."""
+    from ..encoding.partition import PARTITION_COLUMNS
+
+    parts = [t for t in subjects if len(t)]
+    if not parts:
+        raise ValueError("no variance partition: every subject was excluded")
+    out = pd.concat(parts, ignore_index=True)[PARTITION_COLUMNS]
+    if not np.isfinite(out["value"].to_numpy(float)).all():
+        raise FloatingPointError("NaN or inf in the variance partition table")
+    return out
+
+
+def partition_summary(partition: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    """``partition_summary.csv``: per ROI and quantity the mean over targets within each subject,
+    then mean, SEM and a bootstrap 95 % CI across subjects; for the unique and shared terms a
+    two-sided sign-flip p against 0 (Wilcoxon beside it) and BH q over those rows (3 subjects or
+    more; NaN otherwise). Columns: bands, roi, quantity, n_subjects, mean, sem, ci_low, ci_high,
+    p, p_wilcoxon, q."""
+    from ...core.stats.group import MIN_SUBJECTS, bh_fdr, bootstrap_ci, one_sample_vs_null
+
+    params = params or {}
+    per_subject = (partition.groupby(["bands", "roi", "quantity", "subject"], sort=False)["value"].mean()
+                   .reset_index())
+    rows = []
+    for (bands, roi, q), g in per_subject.groupby(["bands", "roi", "quantity"], sort=False):
+        v = g["value"].to_numpy(float)
+        row = {"bands": bands, "roi": roi, "quantity": q, "n_subjects": len(v), "mean": float(v.mean()),
+               "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
+               "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "p_wilcoxon": np.nan}
+        if len(v) >= MIN_SUBJECTS:
+            row["ci_low"], row["ci_high"] = bootstrap_ci(v, n_boot=int(params.get("n_boot", 10000)),
+                                                         seed=int(params.get("seed", 0)))
+            if q.startswith(("unique[", "shared[")):
+                t = one_sample_vs_null(v, n_perm=int(params.get("n_perm", 10000)), seed=int(params.get("seed", 0)))
+                row["p"], row["p_wilcoxon"] = t["p_signflip"], t["p_wilcoxon"]
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    tested = out["p"].notna()
+    out["q"] = np.nan
+    if tested.any():
+        out.loc[tested, "q"] = bh_fdr(out.loc[tested, "p"].to_numpy())
+    return out
+
+
+def partition_plot(summary: pd.DataFrame, dataset: str):
+    return plots.partition_bars(summary, title=f"{dataset}: variance partitioning ({summary['bands'].iloc[0]})")
+
+
 def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
     parts = [t for t in tables if len(t)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXCLUSION_COLUMNS)
@@ -131,12 +180,20 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
     metrics["share_alpha_at_edge"] = edge
     lines += [f"Share of (target, fold) fits whose alpha sits at an edge of the grid: {100 * edge:.1f}%.", ""]
     if "mean_noise_ceiling" in summary:
-        nc = summary.groupby("roi")["mean_noise_ceiling"].first()
+        from ...core.stats.summaries import CEILING_METHODS
+
+        per_roi = summary.groupby("roi")[["mean_noise_ceiling"] + (
+            ["mean_isc_loso"] if "mean_isc_loso" in summary else [])].first()
         method = str(summary["noise_ceiling_method"].iloc[0]) if "noise_ceiling_method" in summary else "unknown"
-        described = {"loso_isc": "leave-one-subject-out inter-subject correlation",
-                     "repeats_ccmax": "CC_max from repeated presentations"}
-        label = "; ".join(described.get(m, m) for m in method.split("+"))
-        lines += [f"## Noise ceiling ({label})", "", _md_table(nc.to_frame(method)), ""]
+        label = "; ".join(CEILING_METHODS.get(m, m) for m in method.split("+"))
+        lines += [f"## Noise ceiling ({label})", "",
+                  "`mean_isc_loso`: leave-one-subject-out inter-subject correlation, a lower bound of the "
+                  "single-subject ceiling, not a ceiling." if "mean_isc_loso" in per_roi else "",
+                  "", _md_table(per_roi.rename(columns={"mean_noise_ceiling": method})), ""]
+        if "r_norm" in summary and summary["r_norm"].notna().any():
+            for cond, s in summary.groupby("condition"):
+                lines += [f"{cond}: r / noise ceiling (ratio of ROI means) per ROI and layer", "",
+                          _md_table(s.pivot(index="roi", columns="layer", values="r_norm")), ""]
     if len(rec):
         lines += ["## Planted ground truth", "", _md_table(rec.set_index(["condition", "layer"])), ""]
         for row in rec.itertuples():

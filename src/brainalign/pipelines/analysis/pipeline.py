@@ -23,6 +23,13 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          ["encoding_scores", "params:brain_maps", "params:dataset",
                           *[f"{s}.targets" for s in grid.subjects]],
                          "brain_map_flatmap", name="pycortex_flatmap"))
+    if grid.partition:
+        maps += [node(nodes.collect_partition, [f"{s}.partition.scores" for s in grid.subjects], "partition_scores",
+                      name="collect_partition"),
+                 node(nodes.partition_summary, ["partition_scores", "params:group_tests"], "partition_summary",
+                      name="partition_summary"),
+                 node(nodes.partition_plot, ["partition_summary", "params:dataset"], "partition_plot",
+                      name="plot_partition")]
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),

@@ -9,7 +9,7 @@ import pandas as pd
 from ...core.encoding import folds as cv
 from ...core.brain.atlas import apply_atlases
 from ...core.representations.text import extract_word_features, load_model
-from ...core.encoding.metrics import loso_isc, repeat_noise_ceiling
+from ...core.encoding.metrics import intersubject_ceiling, loso_isc, repeat_noise_ceiling
 from ...core.brain.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, prepare_repeats
 from ...core.encoding.ridge import StackedRows
 from ...core.timing.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
@@ -25,7 +25,9 @@ def simulate(synthetic: dict, study_params: dict):
     With ``synthetic.audio`` (default true) each story (its first ``max_words_per_story`` tokens)
     is read aloud by eSpeak NG (``voice``, ``words_per_minute``, ``lead_silence_s``: defaults
     en-us, 160, 6 s), its exact word timings replace :func:`time_words`, and the sound power
-    becomes a planted low-level signal; the audio is written as ``stimuli/<story>.wav``."""
+    becomes a planted low-level signal; the audio is written as ``stimuli/<story>.wav``.
+    ``noise_ar``, ``drift_sd`` and ``drift_periods`` set the noise model (AR(1) noise, slow
+    drift; see :mod:`brainalign.core.synthetic.study`)."""
     from ...core.synthetic.speech import synthesize_story
 
     rng = np.random.default_rng(synthetic.get("seed", 0))
@@ -51,11 +53,13 @@ def simulate(synthetic: dict, study_params: dict):
                                       context_words=int(synthetic["context_words"]),
                                       progress=True, desc=f"simulate {s}")[layer]
              for s, w in words.items()}
+    # noise model (core/synthetic/study.py): AR(1) noise and slow drift; absent keys: white noise
+    noise = {k: synthetic[k] for k in ("noise_ar", "drift_sd", "drift_periods") if synthetic.get(k) is not None}
     study = simulate_study(feats, words, n_subjects=int(synthetic["n_subjects"]),
                            tr=float(synthetic["tr"]), volume_shape=tuple(synthetic["volume_shape"]),
                            trim_start=int(study_params.get("trim_start", 0)),
                            trim_end=int(study_params.get("trim_end", 0)), seed=int(synthetic.get("seed", 0)),
-                           audio=audio)
+                           audio=audio, **noise)
     log.info("simulated %d subjects x %d stories, %d voxels", synthetic["n_subjects"], len(words),
              int(study.mask.sum()))
     return study
@@ -123,10 +127,39 @@ def reference_image(study, *after):
     return no_grid_image(getattr(study, "name", "?")) if img is None else grid_image(img)
 
 
-def make_folds(grids: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Outer cross-validation folds as a table (fold, sample, role)."""
-    f = cv.make_folds(grids["n_trs"].tolist(), params.get("method", "auto"), params.get("n_folds"),
-                      int(params.get("gap", 5)))
+def averaged_stories(study) -> list[str]:
+    """Stories whose released responses are the mean over repeated presentations (the reader's
+    ``averaged_stories()``; none by default)."""
+    get = getattr(study, "averaged_stories", None)
+    return list(get()) if get is not None else []
+
+
+def make_folds(grids: pd.DataFrame, params: dict, study=None, *after) -> pd.DataFrame:
+    """Outer cross-validation folds as a table (fold, sample, role).
+
+    ``params``: ``method`` (auto, leave_stories_out, held_out_stories, contiguous_blocks),
+    ``n_folds``, ``gap``, ``test_stories`` (held_out_stories), ``train_only_stories``
+    (leave_stories_out). A story that the reader releases as a mean over repeats
+    (:func:`averaged_stories`) is never tested in the same folds as single presentations: the
+    two have different noise levels, so one mean r over both would have no valid ceiling."""
+    stories = grids["story"].astype(str).tolist()
+    n_trs = grids["n_trs"].tolist()
+    f = cv.make_folds(n_trs, params.get("method", "auto"), params.get("n_folds"), int(params.get("gap", 5)),
+                      stories=stories, test_stories=params.get("test_stories"),
+                      train_only_stories=params.get("train_only_stories"))
+    averaged = [s for s in averaged_stories(study) if s in stories] if study is not None else []
+    if averaged:
+        tested = cv.tested_stories(f, n_trs, stories)
+        mean_tested = [s for s in tested if s in averaged]
+        single_tested = [s for s in tested if s not in averaged]
+        if mean_tested and single_tested:
+            raise ValueError(
+                f"cv: the folds test {mean_tested}, released by the {getattr(study, 'name', '?')} reader as the "
+                f"mean over repeated presentations, together with {len(single_tested)} single-presentation "
+                f"stories ({single_tested[:4]}{' ...' if len(single_tested) > 4 else ''}); one mean r over both "
+                f"mixes two noise levels. Use cv.method: held_out_stories with test_stories: {mean_tested} "
+                f"(train on the others, the dataset's reference split), or keep leave_stories_out with "
+                f"train_only_stories: {mean_tested}, or drop the story from study.stories.")
     return cv.folds_to_table(f)
 
 
@@ -181,29 +214,48 @@ def _prepare_repeats(reps: np.ndarray, study, grids: pd.DataFrame, params: dict,
                            highpass_cutoff=float(params.get("highpass_cutoff", 128.0)))
 
 
-def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subjects: list[str]) -> pd.DataFrame:
-    """Noise ceiling per subject and target (columns subject, target, noise_ceiling, method).
+NOISE_CEILING_COLUMNS = ["subject", "target", "noise_ceiling", "method", "isc_loso"]
 
-    A subject for which the reader has repeated presentations of a story (``study.repeats(subject)``,
-    array (n_repeats, n_trs, n_targets) over the reader's targets) gets ``repeats_ccmax``
-    (:func:`~brainalign.core.encoding.metrics.repeat_noise_ceiling`) on its kept targets; the others get the
-    leave-one-subject-out inter-subject correlation on the targets all subjects share
-    (``loso_isc``), unless the reader says its targets are not shared across subjects
-    (``targets_shared_across_subjects = False``: subject-space voxels), in which case they get
-    none (logged). ``subject_data`` alternates responses and targets of each subject, in the
-    order of ``subjects``. Each repeat gets the responses' trimming (when the reader's
-    ``test_story`` is in the TR grid with as many rows) and detrending (``params['detrend']``)."""
-    cols = ["subject", "target", "noise_ceiling", "method"]
+
+def noise_ceiling(study, grids: pd.DataFrame, folds: pd.DataFrame, params: dict, *subject_data,
+                  subjects: list[str]) -> pd.DataFrame:
+    """Noise ceiling per subject and target, valid for the data the folds score.
+
+    Columns: subject, target, noise_ceiling, method, isc_loso. ``method`` says which ceiling:
+
+    * ``repeats_mean`` / ``repeats_single``: the subject has repeated presentations of a story
+      (``study.repeats(subject)``, array (n_repeats, n_trs, n_targets) over the reader's
+      targets); the ceiling of the N-repeat mean when every tested story is one the reader
+      releases as such a mean (``study.averaged_stories()``, e.g. LeBel's test story), else the
+      ceiling of a single presentation
+      (:func:`~brainalign.core.encoding.metrics.repeat_noise_ceiling`). Each repeat gets the
+      responses' trimming (when the reader's ``test_story`` is in the TR grid with as many rows)
+      and detrending (``params['detrend']``).
+    * ``intersubject``: no repeats, targets shared across subjects, >= 3 usable subjects: the
+      single-subject ceiling from the signal power shared across subjects
+      (:func:`~brainalign.core.encoding.metrics.intersubject_ceiling`) over the TRs of the tested
+      stories.
+    * ``none`` (noise_ceiling NaN): no valid ceiling (2 subjects; or subject-space targets
+      without repeats, which get no row at all; both logged).
+
+    ``isc_loso`` is the leave-one-subject-out inter-subject correlation over the same TRs, under
+    its own name: a lower bound of the single-subject ceiling, not a ceiling (NaN where not
+    computed). ``subject_data`` alternates responses and targets of each subject, in the order of
+    ``subjects``."""
     pairs = [(subject_data[i], subject_data[i + 1]) for i in range(0, len(subject_data), 2)]
     names = list(subjects)
     usable = [(n, r, t) for n, (r, t) in zip(names, pairs) if len(t)]
+    stories = grids["story"].astype(str).tolist()
+    tested = cv.tested_stories(cv.folds_from_table(folds), grids["n_trs"].tolist(), stories)
+    averaged = set(averaged_stories(study))
+    scope = "mean" if tested and all(s in averaged for s in tested) else "single"
     parts, done = [], set()
     get_repeats = getattr(study, "repeats", None)
     for name, _, tgt in usable:
         reps = get_repeats(name) if get_repeats is not None else None
         if reps is None:
             continue
-        _, all_targets, _ = study.responses(name, stories=grids["story"].tolist())
+        _, all_targets, _ = study.responses(name, stories=stories)
         if reps.shape[-1] != len(all_targets):
             raise ValueError(f"subject {name}: repeats have {reps.shape[-1]} targets but the responses "
                              f"{len(all_targets)}")
@@ -216,10 +268,11 @@ def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subje
         if not finite.all():
             log.warning("noise ceiling of subject %s: %d targets have non-finite repeats and get no "
                         "ceiling", name, int((~finite).sum()))
-        cc = repeat_noise_ceiling(reps[:, :, finite])
+        cc = repeat_noise_ceiling(reps[:, :, finite], scope=scope)
         parts.append(pd.DataFrame({"subject": name, "target": tgt["target"].to_numpy()[finite],
-                                   "noise_ceiling": cc, "method": "repeats_ccmax"}))
-        log.info("noise ceiling of subject %s from %d repeats (repeats_ccmax)", name, reps.shape[0])
+                                   "noise_ceiling": cc, "method": f"repeats_{scope}", "isc_loso": np.nan}))
+        log.info("noise ceiling of subject %s from %d repeats: ceiling of the %s (tested stories: %s)", name,
+                 reps.shape[0], "mean over the repeats" if scope == "mean" else "single presentation", tested)
         done.add(name)
     rest = [n for n, _, _ in usable if n not in done]
     if rest and not getattr(study, "targets_shared_across_subjects", True):
@@ -231,19 +284,25 @@ def noise_ceiling(study, grids: pd.DataFrame, params: dict, *subject_data, subje
     elif rest:
         common = set.intersection(*(set(t["target"]) for _, _, t in usable))
         common = [t for t in usable[0][2]["target"] if t in common]
-        stories = grids["story"].tolist()
         mats = []
         for _, resp, tgt in usable:
             pos = pd.Index(tgt["target"]).get_indexer(common)
-            mats.append(StackedRows([resp[s] for s in stories], stories, columns=pos))  # lazy
+            mats.append(StackedRows([resp[s] for s in tested], tested, columns=pos))  # lazy
         isc = loso_isc(mats)
-        for (n, _, _), row in zip(usable, isc):
+        if len(usable) >= 3:
+            ceiling, method = intersubject_ceiling(mats), "intersubject"
+        else:
+            log.warning("noise ceiling: %d usable subjects; the inter-subject ceiling needs 3, so only the "
+                        "leave-one-subject-out ISC (isc_loso) is reported for %s", len(usable), rest)
+            ceiling, method = np.full_like(isc, np.nan), "none"
+        for k, (n, _, _) in enumerate(usable):
             if n in rest:
-                parts.append(pd.DataFrame({"subject": n, "target": common, "noise_ceiling": row,
-                                           "method": "loso_isc"}))
+                parts.append(pd.DataFrame({"subject": n, "target": common, "noise_ceiling": ceiling[k],
+                                           "method": method, "isc_loso": isc[k]}))
     if not parts:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(parts, ignore_index=True)[cols]
+        return pd.DataFrame({c: pd.Series(dtype=float if c in ("noise_ceiling", "isc_loso") else object)
+                             for c in NOISE_CEILING_COLUMNS})
+    return pd.concat(parts, ignore_index=True)[NOISE_CEILING_COLUMNS]
 
 
 def read_audio(study, words: pd.DataFrame, grids: pd.DataFrame, params: dict) -> dict:

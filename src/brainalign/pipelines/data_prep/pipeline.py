@@ -33,7 +33,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     common += [
         node(nodes.read_stimuli, ["raw_study", "params:study", *after], ["words", "tr_grids"], name="read_stimuli"),
         node(nodes.read_ground_truth, ["raw_study", *after], "ground_truth", name="read_ground_truth"),
-        node(nodes.make_folds, ["tr_grids", "params:cv"], "folds", name="make_folds"),
+        node(nodes.make_folds, ["tr_grids", "params:cv", "raw_study", *after], "folds", name="make_folds"),
     ]
     if grid.needs("stimulus_audio"):  # a speech or audio-based low-level condition reads the story audio
         common += [node(nodes.read_audio, ["raw_study", "words", "tr_grids", "params:embedding"], "stimulus_audio",
@@ -51,7 +51,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                            name="reference_image"))
     subjects = [pipeline(subject_template(s, after), namespace=s, inputs={"raw_study", "tr_grids", *after},
                          parameters={"params:study"}) for s in grid.subjects]
-    nc_inputs = ["raw_study", "tr_grids", "params:study"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
+    nc_inputs = ["raw_study", "tr_grids", "folds", "params:study"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
     nc = [node(bind(nodes.noise_ceiling, subjects=list(grid.subjects)), nc_inputs, "noise_ceiling",
                name="noise_ceiling")]
     return Pipeline(common + subjects + nc, tags="data_prep")

@@ -1,17 +1,27 @@
 """encoding wiring: one cell per subject x condition x layer, namespace
-``<subject>.<condition>.layer_<k>`` (run one with ``kedro run --namespaces sub-01.pretrained.layer_3``)."""
+``<subject>.<condition>.layer_<k>`` (run one with ``kedro run --namespaces sub-01.pretrained.layer_3``);
+with ``variance_partition.enabled`` one banded-ridge node per subject, namespace ``<subject>.partition``."""
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ..grid import Grid, bind
 from . import nodes
+from .partition import fit_partition
 
 
 def cell_template(subject: str, condition: str, layer: int) -> Pipeline:
     return Pipeline([node(bind(nodes.fit_encoding, subject=subject, condition=condition, layer=layer),
                           ["responses", "targets", "tr_features", "folds", "tr_grids", "params:encoding",
                            "params:dataset"], "scores", name="fit_encoding")])
+
+
+def partition_template(subject: str, bands: list[tuple[str, str, int]]) -> Pipeline:
+    """Variance partitioning of one subject over ``bands`` ((name, condition, layer) triples)."""
+    return Pipeline([node(bind(fit_partition, subject=subject, bands=bands),
+                          ["responses", "targets", "folds", "tr_grids", "params:encoding",
+                           "params:variance_partition", "params:dataset", *[f"band_{j}" for j in range(len(bands))]],
+                          "scores", name="fit_partition")])
 
 
 def cell_namespace(subject: str, condition: str, layer: int) -> str:
@@ -30,4 +40,13 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                         "tr_features": f"{c}.{lname}.tr_features", "folds": "folds",
                         "tr_grids": "tr_grids"},
                 parameters={"params:encoding", "params:dataset"}))
+    if grid.partition:  # variance partitioning: one node per subject, namespace <subject>.partition
+        bands = list(grid.partition)
+        for s in grid.subjects:
+            cells.append(pipeline(
+                partition_template(s, bands), namespace=f"{s}.partition",
+                inputs={"responses": f"{s}.responses", "targets": f"{s}.targets", "folds": "folds",
+                        "tr_grids": "tr_grids",
+                        **{f"band_{j}": f"{c}.{Grid.layer_name(k)}.tr_features" for j, (_, c, k) in enumerate(bands)}},
+                parameters={"params:encoding", "params:variance_partition", "params:dataset"}))
     return Pipeline(cells, tags="encoding")
