@@ -53,6 +53,10 @@ def run_kedro(project: Path, *args: str, env_vars: dict | None = None,
 
 def only_conditions(params: dict, **conditions) -> None:
     """Let an env's parameters score exactly ``conditions``: every condition of conf/base is set to
-    None (dropped: envs inherit base's conditions key by key) unless given here."""
-    base = yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text()).get("conditions") or {}
-    params["conditions"] = {**{name: None for name in base}, **conditions}
+    None (dropped: envs inherit base's conditions key by key) unless given here. The variance
+    partition is turned off unless its bands' conditions are all kept."""
+    base = yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text())
+    params["conditions"] = {**{name: None for name in base.get("conditions") or {}}, **conditions}
+    vp = params.get("variance_partition") or base.get("variance_partition") or {}
+    if any(b.get("condition") not in conditions for b in vp.get("bands") or []):
+        params["variance_partition"] = {"enabled": False}

@@ -238,7 +238,19 @@ def _map_values(scores: pd.DataFrame, params: dict, subject: str | None = None) 
         layer = int(sub.groupby("layer")[column].mean().idxmax())
     cell = sub[sub["layer"] == int(layer)]
     who = f"subject {subject}" if subject is not None else f"mean over {cell['subject'].nunique()} subjects"
-    return cell.groupby("target")[column].mean(), f"{column}, {who}, {condition} layer {layer}"
+    values = cell.groupby("target")[column].mean()
+    max_q = params.get("max_q")
+    if max_q is not None:   # only targets significant per target (q: BH over the cell's targets)
+        if "q" not in cell:
+            raise ValueError("brain_maps.max_q is set but the scores have no q column: turn on "
+                             "encoding.null_model with n_draws > 0")
+        share = params.get("min_share_significant", 0.5)
+        sig = (cell["q"] < float(max_q)).groupby(cell["target"]).mean().reindex(values.index)
+        values = values.where(sig >= (1.0 if subject is not None else float(share)))
+        who += (f", targets with q < {max_q}" if subject is not None else
+                f", targets with q < {max_q} in >= {100 * float(share):.0f}% of subjects")
+        log.info("brain map: %d of %d targets pass q < %s", int(values.notna().sum()), len(values), max_q)
+    return values, f"{column}, {who}, {condition} layer {layer}"
 
 
 def brain_maps(scores: pd.DataFrame, reference, params: dict, dataset: str, *targets_tables: pd.DataFrame):
