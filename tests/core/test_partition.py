@@ -273,3 +273,41 @@ def test_torch_backend_and_target_batches_match_numpy():
     for k in ("A", "B", "A+B"):
         np.testing.assert_allclose(b.fold_r2[k], a.fold_r2[k], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(b.fold_log10_alpha[k], a.fold_log10_alpha[k], rtol=1e-6, atol=1e-9)
+
+
+def test_dual_form_when_features_exceed_rows_matches_primal_himalaya():
+    """Bands holding more features than training rows go through the kernel (dual) form; its
+    predictions and band penalties equal himalaya's primal BandedRidgeCV on the same fold."""
+    from himalaya.ridge import BandedRidgeCV
+
+    from brainalign.core.encoding.partition import _fit_subset
+
+    rng = np.random.default_rng(7)
+    story, folds = _stories(4, 40)
+    n = len(story)
+    A = rng.standard_normal((n, 5))
+    B = rng.standard_normal((n, 150))          # 155 features > 120 training rows
+    Y = A @ rng.standard_normal((5, 6)) + 0.1 * B @ rng.standard_normal((150, 6)) + rng.standard_normal((n, 6))
+    res = banded_cv_encoding({"A": A, "B": B}, Y, folds, story, alphas=ALPHAS, n_iter=N_ITER, seed=2,
+                             dtype="float64", return_predictions=True)
+    for f, (train, test) in enumerate(folds):
+        Atr, Ate = _zscore(A[train], A[test])
+        Btr, Bte = _zscore(B[train], B[test])
+        mu = Y[train].mean(0)
+        cv = _loso_positions(story[train])
+        primal = BandedRidgeCV(groups="input", cv=cv, random_state=2,
+                               solver_params=dict(n_iter=N_ITER, alphas=ALPHAS, progress_bar=False, warn=False))
+        primal.fit([Atr, Btr], Y[train] - mu)
+        np.testing.assert_allclose(res.predictions["A+B"][test], np.asarray(primal.predict([Ate, Bte])) + mu,
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(res.fold_log10_alpha["A+B"][f], -np.asarray(primal.deltas_) / np.log(10),
+                                   rtol=1e-5, atol=1e-6)
+    # and the switch is what routed it: forcing the primal form gives the same answer
+    train, test = folds[0]
+    Atr, Ate = _zscore(A[train], A[test])
+    Btr, Bte = _zscore(B[train], B[test])
+    Ytr = Y[train] - Y[train].mean(0)
+    splits = _loso_positions(story[train])
+    p_dual = _fit_subset([Atr, Btr], [Ate, Bte], Ytr, ALPHAS, splits, N_ITER, (0.1, 1.0), 2, 6, dual=True)[0]
+    p_primal = _fit_subset([Atr, Btr], [Ate, Bte], Ytr, ALPHAS, splits, N_ITER, (0.1, 1.0), 2, 6, dual=False)[0]
+    np.testing.assert_allclose(np.asarray(p_dual), np.asarray(p_primal), rtol=1e-5, atol=1e-6)

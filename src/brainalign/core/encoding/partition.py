@@ -17,8 +17,11 @@ exp(-delta_b)``, with ``delta`` himalaya's ``deltas_``. ``BandedRidgeCV`` is cho
 search, solved in feature space with one code path for any number of features; it returns primal
 weights, and the single-band subsets (himalaya ``RidgeCV`` on the same grid and splits, the
 model of :mod:`~brainalign.core.encoding.ridge`) are the one-band case of the same problem. When
-the bands together hold more features than training samples the dual solver would be faster, not
-different; himalaya's warning about it is silenced.
+the bands together hold more features than training rows (a model layer with FIR delays on a
+short study), the same random search runs in its dual form instead, himalaya's
+``MultipleKernelRidgeCV`` on the linear kernels ``X_b X_b^T`` of the bands (kernel weights
+``exp(delta_b)``: the same model, the same draws, about 4x faster at 260 rows x 1,576 features);
+tests/core/test_partition.py checks that both forms give the same predictions.
 
 The fold rule
 -------------
@@ -177,8 +180,11 @@ def _check_sizes(bands, n_y: int):
 
 
 # ------------------------------------------------------------------------------ fits
-def _fit_subset(Xtr: list, Xte: list, Ytr, alphas, splits, n_iter, concentration, seed, n_batch):
-    """Fit one subset of bands on the training rows and predict the test rows.
+def _fit_subset(Xtr: list, Xte: list, Ytr, alphas, splits, n_iter, concentration, seed, n_batch,
+                dual: bool | None = None):
+    """Fit one subset of bands on the training rows and predict the test rows. ``dual``: solve
+    the multi-band random search with linear kernels (None: when the bands hold more features
+    than training rows).
 
     Returns
     -------
@@ -200,10 +206,23 @@ def _fit_subset(Xtr: list, Xte: list, Ytr, alphas, splits, n_iter, concentration
             return pred, np.log10(alpha)[None, :], alpha
         params.update(n_iter=int(n_iter), alphas=alphas, concentration=list(concentration),
                       progress_bar=False)
-        model = BandedRidgeCV(groups="input", solver="random_search", solver_params=params,
-                              cv=_Splits(splits), random_state=seed)
-        model.fit(list(Xtr), Ytr)
-        pred = model.predict(list(Xte))
+        if dual is None:
+            dual = sum(x.shape[1] for x in Xtr) > Xtr[0].shape[0]
+        if dual:
+            from himalaya.kernel_ridge import MultipleKernelRidgeCV
+
+            params.pop("warn")
+            Ktr = bk.stack([bk.matmul(x, bk.transpose(x)) for x in map(bk.asarray, Xtr)])
+            Kte = bk.stack([bk.matmul(bk.asarray(xe), bk.transpose(bk.asarray(x))) for xe, x in zip(Xte, Xtr)])
+            model = MultipleKernelRidgeCV(kernels="precomputed", solver="random_search", solver_params=params,
+                                          cv=_Splits(splits), random_state=seed)
+            model.fit(Ktr, Ytr)
+            pred = model.predict(Kte)
+        else:
+            model = BandedRidgeCV(groups="input", solver="random_search", solver_params=params,
+                                  cv=_Splits(splits), random_state=seed)
+            model.fit(list(Xtr), Ytr)
+            pred = model.predict(list(Xte))
     deltas = bk.to_numpy(model.deltas_).astype(np.float64)
     return pred, -deltas / np.log(10.0), bk.to_numpy(model.best_alphas_).astype(np.float64)
 
