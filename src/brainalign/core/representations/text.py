@@ -192,8 +192,9 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     layers : hidden-state indices (0 = embeddings).
     context_words : preceding words in each window.
     batch_size : windows per forward pass.
-    max_tokens : longest window in tokens (default: the model's limit); longer windows lose
-        their earliest words.
+    max_tokens : longest window in tokens (default: the model's limit, less the position slots
+        of the virtual tokens of a prompt-tuned model, ``model.virtual_positions``); longer
+        windows lose their earliest words.
     groups : optional array of shape (n_words,), e.g. sentence ids: windows stay inside the
         word's group (:func:`window_starts`).
     separator : None (default): words are given to the tokenizer as a list
@@ -215,8 +216,9 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     bad = [layer for layer in layers if not 0 <= layer < total]
     if bad:
         raise ValueError(f"layers {bad} out of range: the model has hidden states 0..{total - 1}")
-    limit = max_tokens or min(int(getattr(tokenizer, "model_max_length", 512) or 512),
-                              int(getattr(model.config, "max_position_embeddings", 512) or 512))
+    limit = max_tokens or (min(int(getattr(tokenizer, "model_max_length", 512) or 512),
+                               int(getattr(model.config, "max_position_embeddings", 512) or 512))
+                           - int(getattr(model, "virtual_positions", 0)))
     device = next(model.parameters()).device
     windows = _windows(list(map(str, words)), context_words, groups, shuffle_seed)
     out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}

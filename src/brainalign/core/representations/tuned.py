@@ -12,8 +12,14 @@ Layouts:
   the tokenizer files or, without them, the tokenizer of ``base_model``;
 * a peft adapter: ``adapter_config.json`` + ``adapter_model.safetensors`` over ``base_model``
   (or the adapter's own ``base_model_name_or_path``); adapters that merge into the weights (LoRA,
-  IA3) are merged before extraction. Prompt-learning adapters (prefix, prompt) are refused with a
-  clear error until task_tuning brings their extraction path.
+  IA3) are merged before extraction. Prompt-learning adapters - prefix tuning (P-tuning v2) and
+  prompt tuning - run the base model *with their learned prompts*
+  (:class:`brainalign.core.tasks.methods.PromptedBackbone`: prefix: the learned keys/values at
+  every layer; prompt: the prompt embeddings prepended to the input), and the hidden states of the
+  virtual tokens are dropped, so a word's features pool only its own sub-tokens and the windows are
+  kept short enough for the positions the virtual tokens take (``virtual_positions``). Other
+  prompt-learning types (p-tuning's prompt encoder, multitask prompts) are refused with a clear
+  error.
 
 An optional ``brainalign.json`` in the directory (written by the producing pipeline) describes the
 tuning: ``base_model``, ``method``, ``task``, ``trainable_fraction``; parameters of the condition
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 from .base import EMBEDDING_OVERRIDES, ConditionError
@@ -73,13 +80,12 @@ def load_tuned(path: str | Path, base_model: str | None = None, device: str = "c
         from peft import PeftConfig, PeftModel
 
         cfg = PeftConfig.from_pretrained(str(path))
-        if getattr(cfg, "is_prompt_learning", False):
-            raise ConditionError(f"{what}: {path} is a {cfg.peft_type} prompt-learning adapter; extracting "
-                                 f"features through prompts is not supported by the tuned kind yet")
         base = base_model or cfg.base_model_name_or_path
         if not base:
             raise ConditionError(f"{what}: {path} is an adapter without a base model; set base_model")
         tok, model = load_model(base, "cpu")
+        if getattr(cfg, "is_prompt_learning", False):
+            return tok, _prompted(model, path, cfg, what).eval().to(device)
         model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
         return tok, model.eval().to(device)
     has_tokenizer = any((path / n).exists() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
@@ -96,6 +102,26 @@ def load_tuned(path: str | Path, base_model: str | None = None, device: str = "c
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     return tok, model.eval().to(device)
+
+
+def _prompted(model, path: Path, cfg, what: str):
+    """The base ``model`` run with the prompts of the prompt-learning adapter at ``path``."""
+    from peft import PeftModel, TaskType
+
+    from ..tasks.methods import TuningError, prompted_backbone
+
+    kind = getattr(cfg.peft_type, "value", str(cfg.peft_type))
+    if kind not in ("PREFIX_TUNING", "PROMPT_TUNING"):
+        raise ConditionError(f"{what}: {path} is a {kind} prompt-learning adapter; the tuned kind extracts "
+                             f"features through PREFIX_TUNING (P-tuning v2) and PROMPT_TUNING adapters only")
+    cfg.task_type = TaskType.FEATURE_EXTRACTION   # the prompts over the bare backbone; a task head is never read
+    try:
+        with warnings.catch_warnings():   # peft 0.21 asks transformers 5 a deprecated question
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, str(path), config=cfg)
+        return prompted_backbone(peft_model)
+    except TuningError as exc:
+        raise ConditionError(f"{what}: {path}: {exc}") from exc
 
 
 def check_fold_rule(name: str, info: dict, folds, grids) -> None:
