@@ -72,6 +72,8 @@ class Grid:
     download: bool = False  # data_prep fetches a missing real study first (study.download)
     #: variance partitioning bands (band name, condition, layer), empty when off
     partition: tuple[tuple[str, str, int], ...] = ()
+    #: task-tuning cells (condition, task, method), empty when off
+    tuning: tuple[tuple[str, str, str], ...] = ()
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -126,12 +128,45 @@ def grid_from_params(params: dict) -> Grid:
     for s in subjects:
         if safe_name(s) != s:
             raise ValueError(f"subject id {s!r} has characters other than letters, digits, _ and -")
+    tuning = tuning_cells(params.get("task_tuning") or {})
     specs = condition_specs(params)
     return Grid(tuple(subjects), tuple(s.name for s in specs), tuple(int(x) for x in params.get("layers", [])),
                 simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
                 bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")), tuple(specs),
                 download=bool(study.get("download")) and not simulate,
-                partition=partition_bands(params.get("variance_partition") or {}, specs))
+                partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning)
+
+
+def tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
+    """(condition, task, method) for every task x method of ``task_tuning`` when it is enabled;
+    checked against the task and method registries (reads no file)."""
+    if not params.get("enabled"):
+        return ()
+    from ..core.tasks.methods import METHODS
+    from ..core.tasks.readers import TASKS
+    from ..core.tasks.run import condition_name
+
+    tasks, methods = list(params.get("tasks") or []), list(params.get("methods") or [])
+    unknown = [t for t in tasks if t not in TASKS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"task_tuning: unknown tasks or methods {unknown} (tasks: {sorted(TASKS)}; "
+                         f"methods: {sorted(METHODS)})")
+    if not tasks or not methods:
+        raise ValueError("task_tuning is enabled but task_tuning.tasks or task_tuning.methods is empty")
+    base = params.get("base_model", "all-MiniLM-L6-v2")
+    return tuple((condition_name(base, m, t), t, m) for t in tasks for m in methods)
+
+
+def tuned_conditions(params: dict) -> dict:
+    """The encoding conditions of the task-tuning cells (``task_tuning.as_conditions``, default
+    true): kind ``tuned`` reading ``<condition>.tuned_model``, with ``task_tuning.condition``
+    (e.g. layers, context_words) applied to each."""
+    tt = params.get("task_tuning") or {}
+    if not tt.get("enabled") or not tt.get("as_conditions", True):
+        return {}
+    extra = dict(tt.get("condition") or {})
+    return {cond: {"kind": "tuned", "base_model": str(tt.get("base_model", "all-MiniLM-L6-v2")), "method": method,
+                   "task": task, **extra} for cond, task, method in tuning_cells(tt)}
 
 
 def partition_bands(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str, str, int], ...]:
@@ -173,7 +208,12 @@ def condition_specs(params: dict) -> list[ConditionSpec]:
     (:func:`brainalign.core.representations.parse_conditions`); reads no file."""
     from ..core.representations import condition_layers, parse_conditions
 
-    parsed = parse_conditions(params.get("conditions") or {})
+    conditions = dict(params.get("conditions") or {})
+    for name, spec in tuned_conditions(params).items():
+        if conditions.get(name) is not None:
+            raise ValueError(f"condition {name!r} is both in conditions and a task_tuning cell; rename one")
+        conditions[name] = spec
+    parsed = parse_conditions(conditions)
     for c in parsed:
         if safe_name(c) != c:
             raise ValueError(f"condition name {c!r} has characters other than letters, digits, _ and -")

@@ -27,13 +27,15 @@ def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
-def conditions_table(conditions: dict, *model_dirs, tuned: list[str] = ()) -> pd.DataFrame:
+def conditions_table(conditions: dict, *model_dirs, tuned: list[str] = (), made: dict | None = None) -> pd.DataFrame:
     """``conditions.csv``: each condition's kind, base model, method, task, trainable fraction,
     source and transform (empty where they do not apply), for reports, MLflow and later pipelines.
     ``model_dirs`` are the model directories of the ``tuned`` conditions (in that order), whose
-    ``brainalign.json`` fills what their parameters leave out."""
+    ``brainalign.json`` fills what their parameters leave out. ``made``: conditions another
+    pipeline made (task_tuning), with their parameters."""
     from ...core.representations import describe_conditions
 
+    conditions = {**(conditions or {}), **(made or {})}
     return describe_conditions(conditions, {c: getattr(d, "info", {}) for c, d in zip(tuned, model_dirs)})
 
 

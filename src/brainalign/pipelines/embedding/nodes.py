@@ -18,7 +18,8 @@ def _effective(embedding: dict, condition: dict) -> dict:
     return {**embedding, **{k: condition[k] for k in EMBEDDING_OVERRIDES if k in (condition or {})}}
 
 
-def extract_features(*data, name: str, layers: list[int], inputs: list[str]) -> dict:
+def extract_features(*data, name: str, layers: list[int], inputs: list[str],
+                     condition_params: dict | None = None) -> dict:
     """Features of every story at each layer, by the condition's kind.
 
     ``data`` are the datasets named by ``inputs`` (the kind's :meth:`inputs`), then the condition's
@@ -30,7 +31,9 @@ def extract_features(*data, name: str, layers: list[int], inputs: list[str]) -> 
     (n_trs_total, dim) for kinds at level ``tr``.
     """
     *datasets, condition, embedding = data
-    condition = dict(condition or {})
+    # a condition made by another pipeline (task_tuning) has no entry under `conditions`: its
+    # parameters are bound when the pipeline is built
+    condition = dict(condition_params if condition_params is not None else (condition or {}))
     kind = get_kind(condition.setdefault("kind", "text"))
     params = kind.check(name, condition)
     feats = kind.extract(name, params, _effective(embedding, params), list(layers),
@@ -40,12 +43,12 @@ def extract_features(*data, name: str, layers: list[int], inputs: list[str]) -> 
 
 
 def to_tr_grid(stimulus_features: dict, words: pd.DataFrame, grids: pd.DataFrame, params: dict,
-               condition: dict | None = None, *, level: str = "word") -> dict:
+               condition: dict | None = None, *, level: str = "word", condition_params: dict | None = None) -> dict:
     """Level ``word``: words or sentences (``unit``) to TRs (``downsample``: Lanczos or box); level
     ``tr``: features already on the full TR grid. Then FIR delays, HRF or nothing
     (``response_model``), trimmed: story -> float32 (n_trs, n_features). The condition's own
     ``response_model``, ``delays``, ... override the embedding parameters."""
-    params = _effective(params, condition or {})
+    params = _effective(params, condition_params if condition_params is not None else (condition or {}))
     if level == "tr":
         return story_features_to_trs(stimulus_features, grids, response_model=params.get("response_model", "fir"),
                                      delays=tuple(params.get("delays", (1, 2, 3, 4))))

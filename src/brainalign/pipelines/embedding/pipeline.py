@@ -16,12 +16,15 @@ from ..grid import Grid, bind
 from . import nodes
 
 
-def condition_template(spec, layers: list[int]) -> Pipeline:
+def condition_template(spec, layers: list[int], bound: dict | None = None) -> Pipeline:
+    """``bound``: the condition's parameters when they are not under ``conditions`` (made by
+    another pipeline: task_tuning); ``params:condition`` is then not read."""
     names = [Grid.layer_name(k) for k in layers]
-    extract = node(bind(nodes.extract_features, layers=list(layers), name=spec.name, inputs=list(spec.inputs)),
+    extract = node(bind(nodes.extract_features, layers=list(layers), name=spec.name, inputs=list(spec.inputs),
+                        condition_params=bound),
                    [*spec.inputs, "params:condition", "params:embedding"],
                    {n: f"{n}_stimulus_features" for n in names}, name="extract_features")
-    per_layer = [pipeline([node(bind(nodes.to_tr_grid, level=spec.level),
+    per_layer = [pipeline([node(bind(nodes.to_tr_grid, level=spec.level, condition_params=bound),
                                 ["stimulus_features", "words", "tr_grids", "params:embedding", "params:condition"],
                                 "tr_features", name="to_tr_grid")],
                           namespace=n, inputs={"words": "words", "tr_grids": "tr_grids",
@@ -54,8 +57,9 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         if spec.level == "fold":
             parts += derived_nodes(spec)
             continue
-        parts.append(pipeline(condition_template(spec, list(spec.layers)), namespace=c,
-                              inputs={"words", "tr_grids", *spec.inputs},
-                              parameters={"params:condition": f"params:conditions.{c}",
+        made = c in {cond for cond, _, _ in grid.tuning}   # a task_tuning condition
+        parts.append(pipeline(condition_template(spec, list(spec.layers), dict(spec.params) if made else None),
+                              namespace=c, inputs={"words", "tr_grids", *spec.inputs},
+                              parameters={"params:condition": "params:task_tuning" if made else f"params:conditions.{c}",
                                           "params:embedding": "params:embedding"}))
     return Pipeline(parts, tags="embedding")
