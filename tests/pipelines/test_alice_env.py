@@ -20,6 +20,8 @@ def test_alice_env_run(tmp_path):
     def subset(params):
         params["study"]["subjects"] = ["s18", "s22", "s33"]
         params["layers"] = [2]
+        params["variance_partition"]["n_iter"] = 5   # the partition of the env, cheaper
+        params["encoding"]["null_model"]["n_draws"] = 50
 
     copy_project(tmp_path, "alice", subset)
     proc = run_kedro(tmp_path, "run", "--env", "alice", env_vars={"BRAINALIGN_ALICE_DIR": str(ALICE)})
@@ -46,3 +48,9 @@ def test_alice_env_run(tmp_path):
     assert got == pytest.approx(lptl, abs=1e-9)
     # the language network carries signal in this subset (LPTL: r = 0.2 across all 27 subjects)
     assert lptl > 0.05
+    # the env's variance partition (authors' predictors vs MiniLM layer 2) ran for both subjects
+    part = pd.read_parquet(tmp_path / "data" / "alice" / "07_model_output" / "partition_scores.parquet")
+    assert set(part["subject"]) == {"s18", "s22"} and set(part["roi"]) == ROIS
+    wide = part.pivot_table(index=["subject", "roi"], columns="quantity", values="value")
+    total = wide["unique[lowlevel]"] + wide["unique[model]"] + wide["shared[lowlevel+model]"]
+    assert (total - wide["r2[lowlevel+model]"]).abs().max() < 1e-9
