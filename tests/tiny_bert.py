@@ -36,3 +36,26 @@ def make_tiny_bert(folder: Path, chars: str, hidden: int = 32, layers: int = 2, 
     tok.save_pretrained(str(folder))
     model.save_pretrained(str(folder))
     return folder
+
+
+def make_word_bert(folder: Path, words: list[str], hidden: int = 32, layers: int = 1, seed: int = 0) -> Path:
+    """Tiny random ``BertModel`` + ``BertTokenizerFast`` (lower case) whose vocabulary is the
+    specials, ``words``, single letters and their ``##`` pieces and ``.,?!*`` (English words stay
+    whole, anything else is spelled out); written to ``folder``, which is returned."""
+    import string
+
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = (SPECIALS + list(words) + list(string.ascii_lowercase)
+             + ["##" + c for c in string.ascii_lowercase] + list(".,?!*"))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast.from_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=128)
+    BertModel(config).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import random
-import string
 
 import pytest
+import tiny_bert
 
 torch = pytest.importorskip("torch")
 
@@ -22,20 +22,8 @@ WORDS = FILLER + ("good great bad awful cat dog mat park john mary paris london 
 
 
 def make_word_bert(folder, hidden=32, layers=1, seed=0):
-    """Tiny random ``BertModel`` + ``BertTokenizerFast`` (lower case) with an English word vocabulary."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + list(string.ascii_lowercase)
-             + ["##" + c for c in string.ascii_lowercase] + list(".,?!*"))
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast.from_pretrained(str(folder))
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=2 * hidden, max_position_embeddings=128)
-    BertModel(config).save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
+    """Tiny random BERT with this file's English word vocabulary (tests/tiny_bert.py)."""
+    return tiny_bert.make_word_bert(folder, WORDS, hidden=hidden, layers=layers, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 
 from .folds import Fold, _Splits, inner_splits
 from .metrics import _mean, pearson_r, r2_score
-from .ridge import alpha_grid, himalaya_backend, standardize
+from .ridge import alpha_grid, check_finite_responses, himalaya_backend, standardize
 
 _FORBIDDEN = "+[]"
 
@@ -307,12 +307,7 @@ def banded_cv_encoding(bands: Mapping, Y: np.ndarray, folds: list[Fold],
                 sl = slice(s, min(s + batch, n_targets))
                 Yb = np.asarray(Y[:, sl], dtype=dtype)
                 if f == 0:
-                    bad = ~np.isfinite(Yb).all(0)
-                    if bad.any():
-                        raise ValueError(
-                            f"responses hold NaN or inf in {int(bad.sum())} targets (first columns: "
-                            f"{(np.flatnonzero(bad)[:5] + s).tolist()}); exclude them first "
-                            "(brainalign.core.brain.preprocess.clean_responses does)")
+                    check_finite_responses(Yb, s)
                 Yd = bk.asarray(Yb)
                 mu = _mean(bk, Yd[tr])
                 Ytr, Yte = Yd[tr] - mu, Yd[te] - mu

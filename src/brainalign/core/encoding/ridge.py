@@ -191,6 +191,16 @@ def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predi
     return bk.to_numpy(r), bk.to_numpy(r2), best, bk.to_numpy(sums), raw
 
 
+def check_finite_responses(Yb: np.ndarray, first_column: int = 0) -> None:
+    """Raise if a batch of responses (n_samples, n_batch_targets), whose first column is target
+    ``first_column``, holds NaN or inf, naming the first such targets."""
+    bad = ~np.isfinite(Yb).all(0)
+    if bad.any():
+        raise ValueError(f"responses hold NaN or inf in {int(bad.sum())} targets (first columns: "
+                         f"{(np.flatnonzero(bad)[:5] + first_column).tolist()}); exclude them first "
+                         "(brainalign.core.brain.preprocess.clean_responses does)")
+
+
 def null_shifts(story_of_sample: np.ndarray, min_shift: int = 50, seed: int = 0) -> dict:
     """Random circular shifts, one per story, for a null model (responses rolled in time against
     the features; their autocorrelation is kept, their alignment with the stimulus is broken).
@@ -312,12 +322,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                 if shifts:
                     Yb = apply_shifts(Yb, story_of_sample, shifts)
                 if f == 0:
-                    bad_y = ~np.isfinite(Yb).all(0)
-                    if bad_y.any():
-                        raise ValueError(
-                            f"responses hold NaN or inf in {int(bad_y.sum())} targets (first columns: "
-                            f"{(np.flatnonzero(bad_y)[:5] + sl.start).tolist()}); exclude them first "
-                            "(brainalign.core.brain.preprocess.clean_responses does)")
+                    check_finite_responses(Yb, sl.start)
                 # centring, fit, scores and sums stay on the backend's device
                 r_b, r2_b, best, sums, raw = _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits,
                                                          batch, preds is not None)
