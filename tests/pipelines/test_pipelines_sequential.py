@@ -155,6 +155,34 @@ def test_null_model_beside_every_score(tiny_run):
     assert "mean_r_null" in summary.columns
 
 
+def test_tr_block_intervals(tiny_run):
+    """conf/test asks for the TR-block bootstrap: every target's interval holds its r (r is the
+    statistic of the resampled data at full weight, so it sits inside unless the draws are
+    badly skewed), the ROI interval is shared by the ROI's targets and holds the ROI mean, and
+    ``subject_intervals`` lists it per subject, condition, layer and ROI."""
+    params, grid, catalog, tmp_path = tiny_run
+    scores = catalog.load("encoding_scores")
+    assert {"r_ci_low", "r_ci_high", "roi_ci_low", "roi_ci_high"} <= set(scores.columns)
+    assert (scores["r_ci_low"] < scores["r_ci_high"]).all()
+    inside = (scores["r_ci_low"] <= scores["r"]) & (scores["r"] <= scores["r_ci_high"])
+    assert inside.mean() > 0.95
+    cis = catalog.load("subject_intervals")
+    keys = ["subject", "condition", "layer", "roi"]
+    assert len(cis) == len(scores[keys].drop_duplicates())
+    m = scores.groupby(keys)["r"].mean().rename("expected").reset_index().merge(cis, on=keys)
+    np.testing.assert_allclose(m["mean_r"], m["expected"], atol=1e-9)
+    assert ((m["ci_low"] <= m["mean_r"]) & (m["mean_r"] <= m["ci_high"])).all()
+    assert (scores.groupby(keys)["roi_ci_low"].nunique() == 1).all()
+    # planted signal is told from pure noise: intervals of strong planted targets exclude 0 far
+    # more often than those of pure-noise targets (conditional intervals: docs/methods.md)
+    truth = pd.read_parquet(tmp_path / "study" / "ground_truth.parquet")
+    m = scores[scores.layer == 4].merge(truth, on=["subject", "target"])
+    excl = lambda d: float((d["r_ci_low"] > 0).mean())   # noqa: E731
+    strong, noise = m[m["expected_r"] > 0.6], m[m["is_noise"]]
+    assert len(strong) > 20 and len(noise) > 20
+    assert excl(strong) > excl(noise) + 0.4, (excl(strong), excl(noise))
+
+
 def test_summary_matches_scores(tiny_run):
     params, grid, catalog, tmp_path = tiny_run
     scores = catalog.load("encoding_scores")

@@ -10,6 +10,10 @@ SCORE_COLUMNS = ["dataset", "subject", "condition", "layer", "target", "roi", "r
 #: optional columns, present when the null model was asked for (encoding.null_model.enabled); p and
 #: q (per-target permutation p and its Benjamini-Hochberg q over the cell's targets) with n_draws > 0
 NULL_COLUMNS = ["r_null", "r2_null", "p", "q"]
+#: optional columns, present when encoding.bootstrap.enabled: the block-bootstrap interval over
+#: held-out TRs (core.stats.bootstrap) of the target's r, and of its ROI's mean r (repeated on
+#: every target of the ROI)
+BOOTSTRAP_COLUMNS = ["r_ci_low", "r_ci_high", "roi_ci_low", "roi_ci_high"]
 
 
 def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -72,6 +76,25 @@ CEILING_METHODS = {
     "intersubject": "single-subject ceiling from the signal shared across subjects",
     "none": "none valid",
 }
+
+
+def subject_intervals(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per subject, condition, layer and ROI: the ROI's mean r and its block-bootstrap interval over
+    held-out TRs (``roi_ci_low``, ``roi_ci_high`` of the score table).
+
+    Returns
+    -------
+    DataFrame with subject, condition, layer, roi, mean_r, ci_low, ci_high, n_targets; empty (those
+    columns) when the score table has no bootstrap columns.
+    """
+    cols = ["subject", "condition", "layer", "roi", "mean_r", "ci_low", "ci_high", "n_targets"]
+    if "roi_ci_low" not in scores.columns:
+        return pd.DataFrame(columns=cols)
+    g = scores.groupby(["subject", "condition", "layer", "roi"], observed=True, sort=False)
+    out = g.agg(mean_r=("r", "mean"), ci_low=("roi_ci_low", "first"), ci_high=("roi_ci_high", "first"),
+                n_targets=("target", "size")).reset_index()
+    out["n_targets"] = out["n_targets"].astype(int)
+    return out[cols]
 
 
 def ground_truth_recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,8 @@ import pandas as pd
 
 from ...core import plots
 from ...core.brain.preprocess import EXCLUSION_COLUMNS
-from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS, ground_truth_recovery, roi_summary
+from ...core.stats.summaries import (BOOTSTRAP_COLUMNS, NULL_COLUMNS, SCORE_COLUMNS, ground_truth_recovery,
+                                     roi_summary, subject_intervals)
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +19,19 @@ def collect_scores(*cells: pd.DataFrame) -> pd.DataFrame:
     parts = [c for c in cells if len(c)]
     if not parts:
         raise ValueError("no scores: every subject was excluded or the grid is empty")
-    extra = [c for c in NULL_COLUMNS if all(c in p.columns for p in parts)]
+    extra = [c for c in NULL_COLUMNS + BOOTSTRAP_COLUMNS if all(c in p.columns for p in parts)]
     scores = pd.concat(parts, ignore_index=True)[SCORE_COLUMNS + extra]
     num = scores[["r", "r2", "alpha", "r_concat"] + extra].to_numpy(float)
     if not np.isfinite(num).all():
         raise FloatingPointError("NaN or inf in the score table")
     scores["layer"] = scores["layer"].astype(int)
     return scores
+
+
+def subject_intervals_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """``subject_intervals.csv``: each subject's ROI mean r with its block-bootstrap interval over
+    held-out TRs (encoding.bootstrap; empty when it is off)."""
+    return subject_intervals(scores)
 
 
 def conditions_table(conditions: dict, *model_dirs, tuned: list[str] = (), made: dict | None = None) -> pd.DataFrame:

@@ -33,6 +33,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),
+        node(nodes.subject_intervals_table, "encoding_scores", "subject_intervals", name="subject_intervals"),
         node(bind(nodes.conditions_table, tuned=[s.name for s in tuned],
                   made={s.name: dict(s.params) for s in tuned if s.name in {c for c, _, _ in grid.tuning}}),
              ["params:conditions", *[s.params["model_dataset"] for s in tuned]], "conditions_table",

@@ -12,7 +12,7 @@ from ...core.encoding.ridge import StackedRows, alpha_grid, cross_validated_enco
 from ...core.stats.group import bh_fdr
 from ...core.stats.nulls import METHODS as NULL_METHODS
 from ...core.stats.nulls import PermutedRows, check_reachable_p, null_distribution, null_draws, permutation_p
-from ...core.stats.summaries import NULL_COLUMNS, SCORE_COLUMNS
+from ...core.stats.summaries import BOOTSTRAP_COLUMNS, NULL_COLUMNS, SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
                   n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
                   backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
                   dtype=params.get("dtype", "float32"), fold_features=X_by_fold)
-    res = cross_validated_encoding(X, Y, fold_list, story_of_sample, **kwargs)
+    boot = params.get("bootstrap") or {}
+    res = cross_validated_encoding(X, Y, fold_list, story_of_sample, return_predictions=bool(boot.get("enabled")),
+                                   **kwargs)
     null = params.get("null_model") or {}
     null_res = null_dist = None
     n_draws = int(null.get("n_draws") or 0)
@@ -100,12 +102,32 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
         out["r2_null"] = null_r2.mean(0)
         out["p"] = permutation_p(res.r, null_r)
         out["q"] = bh_fdr(out["p"].to_numpy())   # over the targets of this cell
-    if not np.isfinite(out[["r", "r2", "alpha", "r_concat"] + [c for c in NULL_COLUMNS if c in out]]
+    if boot.get("enabled"):
+        _add_bootstrap(out, Y, res.predictions, fold_list, named, boot,
+                       seed=_subject_seed(int(params.get("seed", 0)), subject))
+    if not np.isfinite(out[["r", "r2", "alpha", "r_concat"] + [c for c in NULL_COLUMNS + BOOTSTRAP_COLUMNS
+                                                              if c in out]]
                        .to_numpy(float)).all():
         raise FloatingPointError(f"non-finite scores for subject {subject}, {condition}, layer {layer}")
     log.info("%s %s layer %d: mean r %.3f over %d targets (alpha at grid edge for %.0f%%)", subject,
              condition, layer, out["r"].mean(), len(out), 100 * out["alpha_at_edge"].mean())
     return out
+
+
+def _add_bootstrap(out: pd.DataFrame, Y, predictions: np.ndarray, folds: list, story_of_sample: np.ndarray,
+                   boot: dict, seed: int) -> None:
+    """Add the block-bootstrap intervals over held-out TRs (core.stats.bootstrap) to a cell's
+    score table: ``r_ci_low``/``r_ci_high`` per target, ``roi_ci_low``/``roi_ci_high`` of the ROI's
+    mean r (the same value on every target of the ROI). The draws depend on the subject only, so
+    a subject's cells share them."""
+    from ...core.stats.bootstrap import block_bootstrap_r
+
+    ci = block_bootstrap_r(Y, predictions, folds, story_of_sample, block_len=int(boot.get("block_len", 10)),
+                           n_boot=int(boot.get("n_boot", 1000)), level=float(boot.get("level", 0.95)),
+                           seed=seed, groups=out["roi"].to_numpy())
+    out["r_ci_low"], out["r_ci_high"] = ci["low"], ci["high"]
+    out["roi_ci_low"] = out["roi"].map({g: v[0] for g, v in ci["groups"].items()}).astype(float)
+    out["roi_ci_high"] = out["roi"].map({g: v[1] for g, v in ci["groups"].items()}).astype(float)
 
 
 class _FoldMatrices:
