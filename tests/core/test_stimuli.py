@@ -134,12 +134,15 @@ def test_assign_sentences_by_pause():
     np.testing.assert_array_equal(assign_sentences(w, pause_threshold=0.15), [0, 0, 1, 2, 3, 4])
 
 
-def test_build_words_table_sorts_and_numbers():
+def test_build_words_table_refuses_or_sorts_and_numbers():
     s1 = pd.DataFrame({"word": ["b.", "a"], "onset": [1.0, 0.0], "offset": [1.5, 0.5],
                        "pause_before": [0.5, 0.0]})
     s2 = pd.DataFrame({"word": ["x", "y"], "onset": [0.0, 2.0], "offset": [1.0, 2.5],
                        "pause_before": [0.0, 1.0]})
-    t = build_words_table({"s1": s1, "s2": s2})
+    # rows out of onset order are an error by default (the file order is the text), sorted on request
+    with pytest.raises(StimulusError, match=r"story 's1': word onsets go back in time at word 2 \('a'"):
+        build_words_table({"s1": s1, "s2": s2})
+    t = build_words_table({"s1": s1, "s2": s2}, sort=True)
     assert list(t.columns) == WORD_COLUMNS
     assert t["word"].tolist() == ["a", "b.", "x", "y"]
     assert t["word_index"].tolist() == [0, 1, 0, 1]

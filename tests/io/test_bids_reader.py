@@ -84,10 +84,17 @@ def test_word_column_option(fresh):
             path = fresh.root / sub / ses / "func" / f"{stem}_events.tsv"
             ev = pd.read_csv(path, sep="\t").rename(columns={col: "stim_word"})
             ev.to_csv(path, sep="\t", index=False)
-    # without the option: lighthouse would take trial_type ("word" on every row); orchard has no
-    # word column at all, which is an error naming the file and the option
-    with pytest.raises(StimulusError, match="orchard_events.tsv: no word column.*option word_column"):
+    # without the option: lighthouse would take trial_type ("word" on every row), which is refused
+    # (a column holding one value is not the words); orchard has no word column at all. Both are
+    # errors naming the file and the option
+    with pytest.raises(StimulusError, match="(lighthouse_events.tsv: no 'word' column, and the fallback column "
+                                            "'trial_type' holds one value \\('word'\\)|orchard_events.tsv: no "
+                                            "word column).*option word_column"):
         BidsReader(fresh.root).words()
+    from brainalign.core.timing.word_timings import read_event_table, words_from_events
+    stem = "sub-01_task-lighthouse_events.tsv"
+    with pytest.raises(StimulusError, match="holds one value \\('word'\\) in every word row"):
+        words_from_events(read_event_table(fresh.root / "sub-01" / "func" / stem), source=stem)
     words = BidsReader(fresh.root, word_column="stim_word").words()
     for story in ("lighthouse", "orchard", "market"):  # the stimuli table keeps its `word` column
         assert words[story]["word"].tolist() == fresh.stories[story]["words"]["token"].tolist()

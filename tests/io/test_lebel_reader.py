@@ -268,7 +268,7 @@ def test_all_84_real_story_names_and_counts(shared_data, tmp_path):
         assert grids.loc[story, "n_trs_total"] == n - 20, story
     assert (grids["t0"] == 11.0).all() and (grids["tr"] == 2.0).all()
     assert int(grids["n_trs_total"].sum()) == sum(rd.values()) - 20 * 84
-    words, full = read_stimuli(reader, PARAMS)
+    words, full = read_stimuli(reader, {**PARAMS, "min_word_coverage": 0})  # one word per story here
     assert len(full) == 84 and len(words) == 84 and set(words["word"]) == {"a"}
     data, targets, _ = reader.responses("UTS01")
     assert len(data) == 84 and len(targets) == 3

@@ -139,7 +139,9 @@ def words_from_textgrid(path: str | Path, tier: str | list[str] = ("word", "word
         last_end = iv.xmax
     if not rows:
         raise StimulusError(f"{path}: tier '{found}' has no words (only pauses)")
-    return pd.DataFrame(rows, columns=["word", "onset", "offset", "pause_before"])
+    out = pd.DataFrame(rows, columns=["word", "onset", "offset", "pause_before"])
+    out.attrs["source"] = f"{path} (tier {found!r})"
+    return out
 
 
 def read_word_tsv(path: str | Path) -> pd.DataFrame:
@@ -168,6 +170,9 @@ def read_word_tsv(path: str | Path) -> pd.DataFrame:
         raise StimulusError(f"{path}: {len(bad)} rows with missing or reversed times "
                             f"(first at row {bad.index[0] + 2})")
     out = out[~out["word"].str.lower().isin(PAUSE_LABELS)].reset_index(drop=True)
+    if out.empty:
+        raise StimulusError(f"{path}: no words (the table has {len(df)} rows, none of them a word)")
+    out.attrs["source"] = str(path)
     out["pause_before"] = np.r_[0.0, np.clip(out["onset"].values[1:] - out["offset"].values[:-1], 0, None)]
     return out
 
@@ -198,16 +203,21 @@ def assign_sentences(words: pd.DataFrame, pause_threshold: float = 0.5) -> np.nd
     return ids
 
 
-def build_words_table(stories: dict[str, pd.DataFrame], pause_threshold: float = 0.5) -> pd.DataFrame:
+def build_words_table(stories: dict[str, pd.DataFrame], pause_threshold: float = 0.5,
+                      sort: bool = False) -> pd.DataFrame:
     """Concatenate per-story word timings into the ``words`` contract table.
 
-    Sentence ids come from :func:`assign_sentences`, unless a story's table already has a
-    ``sentence_id`` column (reader-provided, e.g. one sentence per stimulus): then it is kept
-    (integers, no missing values).
+    Each story's rows pass :func:`~brainalign.core.timing.validate.validate_words` in file order
+    (numeric, non-negative, non-decreasing onsets, no duplicated or overlapping rows); ``sort``
+    sorts out-of-order rows by onset with a warning instead of raising. Sentence ids come from
+    :func:`assign_sentences`, unless a story's table already has a ``sentence_id`` column
+    (reader-provided, e.g. one sentence per stimulus): then it is kept (integers, no missing values).
     """
+    from .validate import validate_words
+
     parts = []
     for story, df in stories.items():
-        df = df.sort_values("onset", kind="stable").reset_index(drop=True)
+        df = validate_words(df, story, sort=sort)
         if "sentence_id" in df.columns:
             sid = pd.to_numeric(df["sentence_id"], errors="coerce")
             if sid.isna().any() or (sid != np.round(sid)).any():

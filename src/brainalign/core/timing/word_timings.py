@@ -171,6 +171,7 @@ def words_from_gentle(path: str | Path, unaligned: str = "interpolate",
                             f"(word {int(np.flatnonzero(np.diff(on) < 0)[0]) + 1} starts before "
                             "the one before it)")
     words = pd.DataFrame({"word": text, "onset": on, "offset": off})
+    words.attrs["source"] = str(path)
     words["pause_before"] = _pause_before(on, off)
     return words, info
 
@@ -193,10 +194,11 @@ def words_from_events(events: pd.DataFrame, word_column: str | None = None,
 
     Returns
     -------
-    words : DataFrame with columns word, onset, offset, pause_before, sorted by onset.
+    words : DataFrame with columns word, onset, offset, pause_before, in file order.
     dropped : dict label -> number of rows left out (``""`` for empty words).
     """
     cols = list(events.columns)
+    defaulted = word_column is None
     if word_column is None:
         word_column = next((c for c in ("word", "trial_type", "text", "token") if c in cols), None)
         if word_column is None:
@@ -219,6 +221,12 @@ def words_from_events(events: pd.DataFrame, word_column: str | None = None,
         drop = drop | drop_tt
     dropped = dict(Counter(label[drop].tolist()))
     kept = events.loc[~drop]
+    chosen = set(label[~drop].str.lower())
+    if defaulted and word_column != "word" and int((~drop).sum()) > 1 and len(chosen) == 1:
+        # a fallback column holding one value in every row is a label, not the words
+        raise StimulusError(f"{source}: no 'word' column, and the fallback column {word_column!r} holds one "
+                            f"value ({label[~drop].iloc[0]!r}) in every word row; name the column that holds "
+                            f"the words with the reader option word_column (columns: {cols})")
     onset = pd.to_numeric(kept["onset"], errors="coerce").to_numpy(float)
     if "offset" in cols:
         offset = pd.to_numeric(kept["offset"], errors="coerce").to_numpy(float)
@@ -230,8 +238,9 @@ def words_from_events(events: pd.DataFrame, word_column: str | None = None,
         raise StimulusError(f"{source}: {int(bad.sum())} word rows with missing, non-numeric or "
                             f"negative-duration times (first: table row {row + 2}, "
                             f"{label[~drop].iloc[int(np.flatnonzero(bad)[0])]!r})")
+    # file order is kept: core.timing.validate checks it (never re-sorted silently)
     words = pd.DataFrame({"word": label[~drop].to_numpy(), "onset": onset, "offset": offset})
-    words = words.sort_values("onset", kind="stable").reset_index(drop=True)
+    words.attrs["source"] = str(source) if source else ""
     if words.empty:
         raise StimulusError(f"{source}: no word rows (column {word_column!r}; left out: {dropped})")
     words["pause_before"] = _pause_before(words["onset"].to_numpy(), words["offset"].to_numpy())

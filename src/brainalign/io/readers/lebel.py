@@ -194,6 +194,11 @@ class LebelReader(StudyReader):
             tiers = list(read_textgrid(path))
             if len(tiers) < 2:
                 raise
+            if "phon" in tiers[1].lower():
+                # never score phones as words: the fallback is only for a word tier named otherwise
+                raise StimulusError(f"{path}: no tier named {self.word_tier} and the second tier {tiers[1]!r} "
+                                    f"is a phone tier (tiers: {tiers}); name the word tier with the "
+                                    "reader option word_tier") from exc
             log.warning("%s: no tier named %s; using the second tier %r as the word tier, as the "
                         "reference code does (tiers: %s)", path, self.word_tier, tiers[1], tiers)
             return words_from_textgrid(path, tier=tiers[1], pause_labels=LEBEL_PAUSE_LABELS)

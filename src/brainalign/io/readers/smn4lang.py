@@ -260,7 +260,8 @@ class Smn4langReader(StudyReader):
             raise StimulusError(f"{path}: no words")
         if n_punct:
             log.debug("%s: %d punctuation tokens attached to the preceding words", path, n_punct)
-        df = df.sort_values("onset", kind="stable").reset_index(drop=True)
+        df = df.reset_index(drop=True)   # file order: core.timing.validate checks it
+        df.attrs["source"] = str(path)
         df["pause_before"] = np.r_[0.0, np.clip(df["onset"].to_numpy()[1:] - df["offset"].to_numpy()[:-1], 0, None)]
         return df
 

@@ -13,6 +13,7 @@ from ...core.encoding.metrics import intersubject_ceiling, loso_isc, repeat_nois
 from ...core.brain.preprocess import EXCLUSION_COLUMNS, clean_responses, detrend_method, prepare_repeats
 from ...core.encoding.ridge import StackedRows
 from ...core.timing.stimuli import build_words_table, check_words_fit_grid, make_tr_grid
+from ...core.timing.validate import check_word_coverage
 from ...core.synthetic.study import simulate_study, story_texts, time_words
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,14 @@ def read_stimuli(study, params: dict, *after) -> tuple[pd.DataFrame, pd.DataFram
     no_words = sorted(set(raw["story"]) - set(words_by_story))
     if no_words:
         raise ValueError(f"{study.name} study at {study.root}: stories {no_words} have responses but no word timings")
-    words = build_words_table({s: words_by_story[s] for s in raw["story"]}, params.get("sentence_pause", 0.5))
+    words = build_words_table({s: words_by_story[s] for s in raw["story"]}, params.get("sentence_pause", 0.5),
+                              sort=bool(params.get("sort_words", False)))
     grids = pd.DataFrame([make_tr_grid(r.story, r.n_trs_total, r.tr, r.t0, params.get("trim_start", 0),
                                        params.get("trim_end", 0)) for r in raw.itertuples()])
     check_words_fit_grid(words, grids, source=f"{study.name} study at {study.root}",
                          tolerance=params.get("word_end_tolerance"))
+    check_word_coverage(words, grids, float(params.get("min_word_coverage", 0.3)),
+                        source=f"{study.name} study at {study.root}")
     log.info("%d stories, %d words, %d kept TRs", len(grids), len(words), int(grids["n_trs"].sum()))
     return words, grids
 
