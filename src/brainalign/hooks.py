@@ -13,6 +13,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from .params_check import check_parameters
 from .pipelines.grid import set_active_parameters
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ class GridHook:
     def after_context_created(self, context) -> None:
         # the config loader, not context.params: the latter validates parameters against the
         # pipelines, which would build them before the grid is known
-        set_active_parameters(context.config_loader["parameters"])
+        params = context.config_loader["parameters"]
+        # unknown keys and bad values fail here, before any data is read (params_check)
+        check_parameters(params, context.config_loader.conf_source)
+        set_active_parameters(params)
 
 
 class MlflowHook:
