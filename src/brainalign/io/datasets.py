@@ -17,6 +17,18 @@ import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
 
+def check_safe_key(key: str, where: str = "") -> str:
+    """``key`` (a story, or ``<fold>/<story>``) if every ``/``-separated part is a plain file name:
+    not empty, not ``.`` or ``..``, no backslash, no NUL, not absolute; otherwise a DatasetError.
+    Names from configuration and files never become paths outside their folder."""
+    parts = str(key).split("/")
+    if (str(key).startswith("/") or any(p in ("", ".", "..") for p in parts)
+            or any(c in str(key) for c in ("\\", "\x00", ":"))):
+        raise DatasetError(f"{where}: {key!r} cannot be a file name here (it would point outside the folder, "
+                           "or is empty); rename the story, subject or condition")
+    return str(key)
+
+
 class NpyStoriesDataset(AbstractDataset[dict, dict]):
     """``dict story -> float32 array`` stored as ``<path>/<story>.npy``, loaded with mmap.
 
@@ -35,8 +47,21 @@ class NpyStoriesDataset(AbstractDataset[dict, dict]):
         index = self._path / "_index.json"
         if not index.exists():
             raise DatasetError(f"{self._path}: no _index.json (not written, or written incompletely)")
-        stories = json.loads(index.read_text())["stories"]
-        return {s: np.load(self._path / f"{s}.npy", mmap_mode=self._mmap_mode) for s in stories}
+        info = json.loads(index.read_text())
+        out = {}
+        for s in info["stories"]:
+            f = self._path / f"{check_safe_key(s, str(self._path))}.npy"
+            try:
+                arr = np.load(f, mmap_mode=self._mmap_mode)
+            except (OSError, ValueError, EOFError) as exc:
+                raise DatasetError(f"{f}: cannot be read ({exc}); the file is damaged or was written "
+                                   "incompletely: run the node that writes it again") from exc
+            want = info.get("shapes", {}).get(s)
+            if want is not None and list(arr.shape) != list(want):
+                raise DatasetError(f"{f}: shape {list(arr.shape)}, but {index} says {want}; the folder "
+                                   "holds files of two runs: run the node that writes it again")
+            out[s] = arr
+        return out
 
     def save(self, data: dict[str, np.ndarray]) -> None:
         if self._path.exists():
@@ -44,11 +69,15 @@ class NpyStoriesDataset(AbstractDataset[dict, dict]):
         self._path.mkdir(parents=True)
         shapes = {}
         for story, arr in data.items():  # one story in memory at a time (data may be lazy)
+            check_safe_key(story, str(self._path))
             arr = np.ascontiguousarray(arr, dtype=np.float32)
             (self._path / f"{story}.npy").parent.mkdir(parents=True, exist_ok=True)  # "<fold>/<story>" keys
             np.save(self._path / f"{story}.npy", arr)
             shapes[story] = list(arr.shape)
-        (self._path / "_index.json").write_text(json.dumps({"stories": list(data), "shapes": shapes}))
+        # the index is the completion marker: written last, under a temporary name, then renamed
+        tmp = self._path / "_index.json.partial"
+        tmp.write_text(json.dumps({"stories": list(data), "shapes": shapes}))
+        tmp.replace(self._path / "_index.json")
 
     def _exists(self) -> bool:
         return (self._path / "_index.json").exists()
@@ -88,7 +117,21 @@ class StudyDataset(AbstractDataset[Any, Any]):
 
         if not isinstance(data, SimulatedStudy):
             raise DatasetError(f"{self._root}: only a simulated study can be written, got {type(data)}")
-        write_study(data, self._root)
+        # written beside the final folder and renamed when complete: a crash mid-way never leaves a
+        # half-written study that a later run would take for a finished one
+        tmp = self._root.with_name(self._root.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        write_study(data, tmp)
+        if self._root.exists():
+            old = self._root.with_name(self._root.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            self._root.replace(old)
+            tmp.replace(self._root)
+            shutil.rmtree(old)
+        else:
+            tmp.replace(self._root)
 
     def _exists(self) -> bool:
         try:

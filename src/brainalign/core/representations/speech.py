@@ -51,7 +51,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .base import ConditionError, RepresentationKind
-from .text import ModelNotFoundError, resolve_device
+from .text import ModelNotFoundError, refuse_pickled_weights, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,9 @@ class _Wav2Vec2Family:
     def load(self, path: str):
         """(feature_extractor, model) from a local directory or hub name; the CNN is frozen."""
         fe_cls, model_cls = self._classes()
+        refuse_pickled_weights(path, path)
         fe = fe_cls.from_pretrained(path)
-        model = model_cls.from_pretrained(path)
+        model = model_cls.from_pretrained(path, use_safetensors=True)
         _freeze_cnn(model.feature_extractor)
         return fe, model
 
@@ -149,8 +150,9 @@ class _WhisperFamily:
         """(feature_extractor, encoder): the decoder is dropped; conv1/conv2 are frozen."""
         from transformers import WhisperFeatureExtractor, WhisperModel
 
+        refuse_pickled_weights(path, path)
         fe = WhisperFeatureExtractor.from_pretrained(path)
-        full = WhisperModel.from_pretrained(path)
+        full = WhisperModel.from_pretrained(path, use_safetensors=True)
         encoder = full.get_encoder()
         for conv in (encoder.conv1, encoder.conv2):
             conv.requires_grad_(False)

@@ -53,6 +53,20 @@ class ModelNotFoundError(ValueError):
     """The model name is neither registered, a local directory, nor loadable from the hub."""
 
 
+def refuse_pickled_weights(path: str, name: str) -> None:
+    """Raise ModelNotFoundError when ``path`` is a local model directory whose weights are only
+    pickles (``.bin``, ``.pt``, ``.pth``, ``.ckpt``): unpickling runs code, so only safetensors
+    weights are ever read (models are loaded with ``use_safetensors=True``, never remote code)."""
+    d = Path(path)
+    if not d.is_dir() or any(d.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in d.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+    if pickled:
+        raise ModelNotFoundError(f"model {name!r} at {d}: only pickled weights {pickled}, which are never "
+                                 "unpickled (they can run code). Convert them once with transformers: "
+                                 "from_pretrained(...).save_pretrained(dir, safe_serialization=True)")
+
+
 def resolve_model(name: str) -> str:
     """Local path or hub name for a model name (registry first, then path, then hub)."""
     if name in MODELS:
@@ -82,12 +96,13 @@ def load_model(name: str, device: str | None = "cpu"):
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_model(name)
+    refuse_pickled_weights(path, name)
     try:
         try:
             tok = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
         except TypeError:
             tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"Unknown model {name!r}: it is not a registered name ({sorted(MODELS)}), not a local "
@@ -313,7 +328,18 @@ class FeatureCache:
         files = {layer: self.root / key / f"layer_{layer}.npy" for layer in layers}
         if not all(f.exists() for f in files.values()):
             return None
-        return {layer: np.load(f, mmap_mode="r") for layer, f in files.items()}
+        out = {}
+        for layer, f in files.items():
+            try:
+                out[layer] = np.load(f, mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:   # damaged entry: rebuilt, never reused
+                log.warning("feature cache entry %s cannot be read (%s); computing the features again", f, exc)
+                return None
+        if len({a.shape[0] for a in out.values()}) > 1:
+            log.warning("feature cache entry %s has layers of different lengths; computing the features again",
+                        self.root / key)
+            return None
+        return out
 
     def fetch(self, key: str, layers: list[int], compute: Callable[[], dict[int, np.ndarray]],
               what: str = "features") -> dict[int, np.ndarray]:

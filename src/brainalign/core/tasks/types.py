@@ -214,9 +214,12 @@ def _resolve(base: str) -> str:
 def _from_pretrained(auto_class, base: str, what: str, **kwargs):
     from ..representations.text import ModelNotFoundError
 
+    from ..representations.text import refuse_pickled_weights
+
     path = _resolve(base)
+    refuse_pickled_weights(path, base)
     try:
-        return auto_class.from_pretrained(path, **kwargs)
+        return auto_class.from_pretrained(path, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"{what}: cannot load base model {base!r} (resolved to {path!r}) with "
                                  f"{auto_class.__name__}: {str(exc).splitlines()[0]}") from exc
