@@ -415,6 +415,18 @@ def test_c08(tmp_path):
         load_model(str(d))
 
 
+@case("C09 `kedro run` of a real-data env whose study folder is missing", "error")
+def test_c09(tmp_path):
+    from brainalign.io.readers.base import MissingDataError
+    from brainalign.pipelines.grid import check_study_present
+
+    params = {"study": {"simulate": False, "download": False, "reader": "alice", "root": str(tmp_path / "nowhere")}}
+    with pytest.raises(MissingDataError, match="the alice study is missing: .*BRAINALIGN_ALICE_DIR.*Nothing was run"):
+        check_study_present(params)
+    check_study_present({"study": {**params["study"], "download": True}})   # the download node will fetch it
+    check_study_present({"study": {**params["study"], "simulate": True}})
+
+
 # --------------------------------------------------------------------------- the table in docs
 def test_docs_list_every_case():
     """docs/reliability.md has one row per case here, with the same outcome, and its counts add up."""

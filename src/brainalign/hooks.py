@@ -14,7 +14,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from .params_check import check_parameters
-from .pipelines.grid import set_active_parameters
+from .pipelines.grid import active_parameters, check_study_present, set_active_parameters
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ class GridHook:
         # unknown keys and bad values fail here, before any data is read (params_check)
         check_parameters(params, context.config_loader.conf_source)
         set_active_parameters(params)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        # a real study that is missing fails here, before any node runs (outputs untouched)
+        check_study_present(active_parameters())
 
 
 class MlflowHook:

@@ -137,6 +137,30 @@ def grid_from_params(params: dict) -> Grid:
                 partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning)
 
 
+def check_study_present(params: dict) -> None:
+    """Raise before a run when a real study is missing and nothing will fetch it.
+
+    A simulated study is made by the run, and ``study.download`` puts a node that fetches it, so
+    both pass. Otherwise the reader's ``check()`` and ``subjects()`` must succeed: a missing or
+    empty folder is a :class:`~brainalign.io.readers.base.MissingDataError` naming the folder and
+    what to set, raised before any node runs, so no earlier output is touched.
+    """
+    study = params.get("study", {}) or {}
+    if study.get("simulate") or study.get("download") or not study.get("reader"):
+        return
+    from ..io.readers import get_reader
+    from ..io.readers.base import MissingDataError
+
+    reader = get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
+    try:
+        reader.check()
+        subjects = reader.subjects()
+    except FileNotFoundError as exc:
+        raise MissingDataError(f"the {study['reader']} study is missing: {exc} Nothing was run.") from exc
+    if not subjects:
+        raise MissingDataError(f"the {study['reader']} study at {study['root']} has no subjects; nothing was run")
+
+
 def tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
     """(condition, task, method) for every task x method of ``task_tuning`` when it is enabled;
     checked against the task and method registries (reads no file)."""
