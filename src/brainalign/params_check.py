@@ -86,6 +86,11 @@ def check_values(params: dict) -> None:
     backend = _get(params, "encoding.backend", "numpy")
     if backend not in BACKENDS:
         raise ParameterError(f"encoding.backend must be one of {BACKENDS}, got {backend!r}")
+    from .core.encoding.solvers import SOLVERS
+
+    solver = _get(params, "encoding.solver", "himalaya")
+    if solver not in SOLVERS:
+        raise ParameterError(f"encoding.solver must be one of {SOLVERS}, got {solver!r}")
     a = _get(params, "encoding.alphas") or {}
     try:
         low, high, n = float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))

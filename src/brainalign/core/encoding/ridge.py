@@ -159,7 +159,7 @@ def _fit_predict(Xtr, Ytr, Xte, alphas, splits, n_targets_batch, backend, keep_o
     return (pred if keep_on_backend else backend.to_numpy(pred)), backend.to_numpy(model.best_alphas_)
 
 
-def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions):
+def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predictions, fit_predict=None):
     """One fold x target batch on any himalaya backend (numpy, or torch on the CPU or a GPU):
     responses centred with the training mean (the intercept), fit, and the scores of
     :mod:`~brainalign.core.encoding.metrics` (written once over the backend) with the float64
@@ -174,7 +174,10 @@ def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predi
     tr, te = bk.asarray(np.asarray(train)), bk.asarray(np.asarray(test))
     Ytr_raw, Yte_raw = Yd[tr], Yd[te]
     mu = _mean(bk, Ytr_raw)
-    pred, best = _fit_predict(Xtr, Ytr_raw - mu, Xte, alphas, splits, batch, bk, keep_on_backend=True)
+    if fit_predict is None:   # solver "himalaya"
+        pred, best = _fit_predict(Xtr, Ytr_raw - mu, Xte, alphas, splits, batch, bk, keep_on_backend=True)
+    else:                     # a fold-level solver (core.encoding.solvers), decompositions shared
+        pred, best = fit_predict(Ytr_raw - mu)
     pred = bk.asarray(pred)  # himalaya may return predictions on the CPU
     held_out = Yte_raw - mu  # centred with the training mean
     r = pearson_r(held_out, pred, backend=bk)
@@ -261,7 +264,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                              target_batch: int | None = 20000, dtype: str = "float32",
                              return_predictions: bool = False,
                              progress: bool = False, shifts: dict | None = None,
-                             fold_features: list | None = None) -> EncodingResult:
+                             fold_features: list | None = None, solver: str = "himalaya") -> EncodingResult:
     """Fit and score a ridge encoding model with nested cross-validation.
 
     Parameters
@@ -283,6 +286,9 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
         ``X`` is then only checked.
     shifts : story label -> circular shift of the responses (:func:`null_shifts`): fits a null
         model on responses rolled against the features, batch by batch.
+    solver : ``himalaya`` (RidgeCV / KernelRidgeCV per target batch, the reference) or ``shared``
+        (:class:`~brainalign.core.encoding.solvers.SharedRidgeCV`: decompositions made once per
+        fold and reused across target batches and alphas; the same alphas and scores).
 
     Returns
     -------
@@ -297,6 +303,10 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
         raise ValueError(f"features hold NaN or inf in {int(bad_x.sum())} columns (first: "
                          f"{np.flatnonzero(bad_x)[:5].tolist()}); check the feature extraction")
     alphas = alpha_grid() if alphas is None else np.asarray(alphas, dtype=np.float64)
+    from .solvers import SOLVERS, SharedRidgeCV
+
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown encoding solver {solver!r}; choose one of {SOLVERS}")
     if story_of_sample is None:
         story_of_sample = np.zeros(n_samples, dtype=np.int64)
     story_of_sample = np.asarray(story_of_sample)
@@ -316,6 +326,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
             Xf = X if fold_features is None else _fold_matrix(fold_features, f, X.shape)
             Xtr, Xte = standardize(Xf[train].astype(dtype), Xf[test].astype(dtype))
             splits = inner_splits(train, story_of_sample, n_inner, inner_gap)
+            fit_predict = (SharedRidgeCV(bk, bk.asarray(Xtr), bk.asarray(Xte), alphas, splits, dtype).fit_predict
+                           if solver == "shared" else None)
             for s in starts:
                 sl = slice(s, min(s + batch, n_targets))
                 Yb = np.asarray(Y[:, sl], dtype=dtype)
@@ -325,7 +337,7 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                     check_finite_responses(Yb, sl.start)
                 # centring, fit, scores and sums stay on the backend's device
                 r_b, r2_b, best, sums, raw = _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits,
-                                                         batch, preds is not None)
+                                                         batch, preds is not None, fit_predict)
                 fold_r[f, sl], fold_r2[f, sl], fold_alpha[f, sl] = r_b, r2_b, best
                 acc[:, sl] += sums
                 if preds is not None:

@@ -48,7 +48,8 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
                   n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
                   backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
-                  dtype=params.get("dtype", "float32"), fold_features=X_by_fold)
+                  dtype=params.get("dtype", "float32"), fold_features=X_by_fold,
+                  solver=params.get("solver", "himalaya"))
     boot = params.get("bootstrap") or {}
     res = cross_validated_encoding(X, Y, fold_list, story_of_sample, return_predictions=bool(boot.get("enabled")),
                                    **kwargs)
