@@ -57,6 +57,53 @@ def test_figures_and_html(mni_scores, tmp_path):
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
 
 
+def _colorbars(fig):
+    return [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+
+def test_colour_scale_fits_the_sign_of_the_data():
+    vmin, vmax, cmap = brainmaps.colour_scale(np.array([0.0, 0.1, 0.3, 0.5, np.nan]))
+    assert vmin == 0.0 and 0.45 < vmax <= 0.5
+    # all >= 0: a sequential map that starts at white and ends in red
+    assert min(cmap(0.0)[:3]) > 0.9 and cmap(1.0)[0] > cmap(1.0)[2] + 0.2
+    vmin, vmax, cmap = brainmaps.colour_scale(np.array([-0.05, 0.2, 0.4, 0.6]))
+    assert -0.06 < vmin < 0 and 0.55 < vmax <= 0.6
+    zero = cmap((0 - vmin) / (vmax - vmin))[:3]          # 0 is (near) white, not the middle of the range
+    assert min(zero) > 0.9
+    vmin, vmax, _ = brainmaps.colour_scale(np.array([-0.3, -0.1]))
+    assert vmax == 0.0 and vmin < -0.25
+
+
+def test_glass_brain_colourbar_labelled_and_scale_from_zero_for_positive_scores(mni_scores):
+    values, targets, ref = mni_scores
+    img = brainmaps.scores_to_volume(np.abs(values), targets, ref)
+    fig = brainmaps.glass_brain(img, "toyset: r, pretrained layer 4", label="r (mean over subjects)")
+    (cax,) = _colorbars(fig)
+    assert cax.get_ylabel() == "r (mean over subjects)"
+    lo, hi = cax.get_ylim()
+    assert lo == 0.0 and hi > 0.5
+    assert "toyset" in fig._suptitle.get_text()
+    # mixed signs: the negative side reaches the negative values only
+    fig = brainmaps.glass_brain(brainmaps.scores_to_volume(values, targets, ref), "t", label="r")
+    lo, hi = _colorbars(fig)[0].get_ylim()
+    assert -0.25 < lo < 0 and hi > 0.5 and abs(lo) < hi
+
+
+def test_surface_views_draw_only_views_with_data_and_label_them(mni_scores):
+    """Data only in the left hemisphere (x < 0 in MNI): no right-hemisphere view is drawn; each
+    drawn view says which it is; the colourbar is labelled."""
+    values, targets, ref = mni_scores
+    img = brainmaps.scores_to_volume(np.abs(values) + 0.1, targets, ref)
+    fig = brainmaps.surface_views(img, "t", label="r (mean over subjects)")
+    views = [ax for ax in fig.axes if ax.name == "3d"]
+    titles = [ax.get_title() for ax in views]
+    assert 1 <= len(views) <= 2 and all(t.startswith("left hemisphere, ") for t in titles), titles
+    assert all(t.split(", ")[1] in ("lateral", "medial") for t in titles)
+    assert "right lateral" in fig._suptitle.get_text() and "not drawn" in fig._suptitle.get_text()
+    (cax,) = _colorbars(fig)
+    assert cax.get_ylabel() == "r (mean over subjects)"
+
+
 # --------------------------------------------------------------------------- pycortex (optional extra)
 @pytest.fixture(scope="module")
 def cortex_s1():

@@ -1,4 +1,6 @@
-"""Figures (matplotlib, Agg): layer profiles, ROI bars, recovered-vs-planted scatter."""
+"""Figures (matplotlib, Agg): layer profiles, ROI bars, variance partition, recovered-vs-planted
+scatter, audio with word onsets. Legends sit outside the axes; error bars are SEM across subjects
+and say so on the axis."""
 from __future__ import annotations
 
 import matplotlib
@@ -9,60 +11,146 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _n_label(n: pd.Series) -> str:
+    """``n = 3`` (or ``n = 2-3`` when the cells have different numbers of subjects)."""
+    n = pd.to_numeric(n, errors="coerce").dropna().astype(int)
+    if not len(n):
+        return "n = ?"
+    return f"n = {n.min()}" if n.min() == n.max() else f"n = {n.min()}-{n.max()}"
+
+
+def _legend_outside(fig: plt.Figure, axes, **kw):
+    """One figure legend right of the axes (never over the data), with the handles of all panels."""
+    seen: dict = {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab and not lab.startswith("_"):
+                seen.setdefault(lab, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen.keys()), loc="outside right upper", fontsize=8, **kw)
+
+
 def layer_profile(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Mean cross-validated r (+- SEM across subjects) per layer, one line per ROI, one panel
-    per condition."""
+    """Mean cross-validated r (error bars: SEM across subjects) per layer, one line per ROI, one
+    panel per condition (titled with it); the legend sits outside the panels."""
     conds = list(dict.fromkeys(summary["condition"]))
-    fig, axes = plt.subplots(1, len(conds), figsize=(5.5 * len(conds), 4), squeeze=False, sharey=True)
-    for ax, cond in zip(axes[0], conds):
+    rois = sorted(summary["roi"].unique())
+    colours = {roi: f"C{k % 10}" for k, roi in enumerate(rois)}
+    ncol = min(3, len(conds))
+    nrow = -(-len(conds) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.8 * ncol + 1.8, 3.0 * nrow + 0.9), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax, cond in zip(axes.flat, conds):
         s = summary[summary["condition"] == cond]
-        for roi, g in s.groupby("roi"):
-            g = g.sort_values("layer")
-            ax.errorbar(g["layer"], g["mean_r"], yerr=g["sem_r"], marker="o", ms=3, capsize=2, label=roi)
+        layers = sorted(int(v) for v in s["layer"].unique())
+        for roi in rois:
+            g = s[s["roi"] == roi].sort_values("layer")
+            if len(g):
+                ax.errorbar(g["layer"].astype(int), g["mean_r"], yerr=g["sem_r"], marker="o", ms=3, capsize=2,
+                            color=colours[roi], label=roi)
         ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(layers)
+        if len(layers) == 1:
+            ax.set_xlim(layers[0] - 1, layers[0] + 1)
         ax.set_xlabel("layer")
-        ax.set_title(cond)
-    axes[0][0].set_ylabel("mean cross-validated r")
-    axes[0][-1].legend(fontsize=7, loc="best", title="ROI")
+        ax.set_title(f"condition: {cond}", fontsize=10)
+    for ax in axes.flat[len(conds):]:
+        ax.set_visible(False)
+    n = f", {_n_label(summary['n_subjects'])}" if "n_subjects" in summary else ""
+    for row in axes:
+        row[0].set_ylabel(f"mean cross-validated r\n(error bars: SEM across subjects{n})")
+    _legend_outside(fig, axes, title="ROI")
     fig.suptitle(title or "Encoding performance by layer")
-    fig.tight_layout()
     return fig
 
 
+def _pair(a: float, b: float) -> str:
+    """``a < b`` with as many decimals (3 to 6) as it takes to tell them apart."""
+    d = 3
+    while d < 6 and round(a, d) == round(b, d):
+        d += 1
+    return f"{a:.{d}f} < {b:.{d}f}"
+
+
+def _valid_ceiling(summary: pd.DataFrame) -> pd.Series | None:
+    """Per ROI the mean noise ceiling when the summary has a valid one (finite, > 0, from a real
+    ceiling method); None otherwise. ``mean_isc_loso`` is a lower bound and never taken here."""
+    if "mean_noise_ceiling" not in summary:
+        return None
+    method = str(summary["noise_ceiling_method"].iloc[0]) if "noise_ceiling_method" in summary else "unknown"
+    if method in ("none", "unknown", "nan"):
+        return None
+    nc = pd.to_numeric(summary.groupby("roi")["mean_noise_ceiling"].first(), errors="coerce")
+    nc = nc[np.isfinite(nc) & (nc > 0)]
+    return nc if len(nc) else None
+
+
 def roi_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Mean r (+- SEM) per ROI at each condition's best layer (highest mean r over ROIs)."""
+    """Mean r (error bars: SEM across subjects) per ROI at each condition's best layer (highest
+    mean r over ROIs; the legend names it). A valid noise ceiling (``mean_noise_ceiling``, method
+    in ``noise_ceiling_method``) is drawn as a black line across the ROI's bars, only in ROIs where
+    it bounds every plotted mean r; the ROIs where the estimate falls below a score are named under
+    the axes. The leave-one-subject-out ISC (``mean_isc_loso``) is a lower bound of the ceiling
+    and is not drawn."""
     conds = list(dict.fromkeys(summary["condition"]))
     rois = sorted(summary["roi"].unique())
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rois) * len(conds) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(rois) * len(conds) + 1.5) + 3.2, 4.6),
+                           layout="constrained")
     width = 0.8 / len(conds)
+    x = np.arange(len(rois))
+    plotted = pd.DataFrame(index=rois)
     for c, cond in enumerate(conds):
         s = summary[summary["condition"] == cond]
-        best = s.groupby("layer")["mean_r"].mean().idxmax()
+        best = int(s.groupby("layer")["mean_r"].mean().idxmax())
         b = s[s["layer"] == best].set_index("roi").reindex(rois)
-        ax.bar(np.arange(len(rois)) + c * width, b["mean_r"], width, yerr=b["sem_r"], capsize=2,
-               label=f"{cond} (layer {best})")
-        if "mean_noise_ceiling" in b:
-            ax.scatter(np.arange(len(rois)) + c * width, b["mean_noise_ceiling"], marker="_", s=200,
-                       color="k", label="noise ceiling" if c == 0 else None)
-    ax.set_xticks(np.arange(len(rois)) + 0.4 - width / 2)
+        ax.bar(x + c * width, b["mean_r"], width, yerr=b["sem_r"], capsize=2, label=f"{cond}, layer {best} (its best)")
+        plotted[cond] = b["mean_r"]
+    notes = []
+    nc = _valid_ceiling(summary)
+    method = str(summary["noise_ceiling_method"].iloc[0]) if "noise_ceiling_method" in summary else ""
+    if nc is not None:
+        from .stats.summaries import CEILING_METHODS
+
+        top = plotted.max(axis=1)
+        bounds = [r for r in rois if r in nc.index and nc[r] >= top[r]]
+        below = [r for r in rois if r in nc.index and nc[r] < top[r]]
+        for k, roi in enumerate(bounds):
+            i = rois.index(roi)
+            ax.hlines(nc[roi], i - width / 2 - 0.03, i + 0.8 - width / 2 + 0.03, color="k", lw=2,
+                      label=f"noise ceiling ({method}; mean over the ROI's targets)" if k == 0 else None)
+        notes.append("Noise ceiling: " + "; ".join(CEILING_METHODS.get(m, m) for m in method.split("+")) + ".")
+        if below:
+            notes.append("Not drawn where the ceiling estimate is below a plotted mean r (it does not bound "
+                         "it there): " + ", ".join(f"{r} ({_pair(nc[r], top[r])})" for r in below) + ".")
+    elif "mean_noise_ceiling" in summary:
+        notes.append(f"No valid noise ceiling for these data (method: {method or 'unknown'}); none drawn.")
+    if "mean_isc_loso" in summary:
+        notes.append("The leave-one-subject-out ISC is a lower bound of the ceiling, not drawn (see summary.md).")
+    ax.set_xticks(x + 0.4 - width / 2)
     ax.set_xticklabels(rois, rotation=30)
+    ax.set_xlabel("ROI")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set_ylabel("mean cross-validated r")
-    ax.legend(fontsize=7)
+    n = _n_label(summary["n_subjects"]) if "n_subjects" in summary else "n = ?"
+    ax.set_ylabel(f"mean cross-validated r\n(error bars: SEM across subjects, {n})")
+    _legend_outside(fig, [ax])
     ax.set_title(title or "Encoding performance by ROI (best layer)")
-    fig.tight_layout()
+    if notes:
+        import textwrap
+
+        fig.supxlabel("\n".join(textwrap.fill(t, 150) for t in notes), fontsize=7, ha="center")
     return fig
 
 
 def partition_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Unique and shared explained variance (R^2, mean +- SEM over subjects) per ROI: one bar per
-    region of the partition (``unique[A]``, ``shared[A+B]``, ...), the joint model's R^2 as a
-    black tick. ``summary``: roi, quantity, mean, sem (analysis ``partition_summary``)."""
+    """Unique and shared explained variance (R^2, mean, error bars SEM across subjects) per ROI:
+    one bar per region of the partition (``unique[A]``, ``shared[A+B]``, ...), the joint model's
+    R^2 as a black tick; legend outside the axes. ``summary``: roi, quantity, mean, sem
+    (analysis ``partition_summary``)."""
     parts = [q for q in dict.fromkeys(summary["quantity"]) if q.startswith(("unique[", "shared["))]
     joint = [q for q in dict.fromkeys(summary["quantity"]) if q.startswith("r2[")]
     joint = max(joint, key=lambda q: q.count("+")) if joint else None
     rois = list(dict.fromkeys(summary["roi"]))
-    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(rois) * len(parts) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(rois) * len(parts) + 2) + 3, 4.8), layout="constrained")
     width = 0.8 / max(len(parts), 1)
     piv = summary.set_index(["quantity", "roi"])
     for j, q in enumerate(parts):
@@ -74,33 +162,77 @@ def partition_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
                    label=f"{joint} (joint model)")
     ax.set_xticks(np.arange(len(rois)) + 0.4 - width / 2)
     ax.set_xticklabels(rois, rotation=30)
+    ax.set_xlabel("ROI")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set_ylabel("cross-validated R$^2$ (mean over targets, then subjects)")
-    ax.legend(fontsize=7)
-    ax.set_title(title or "Variance partitioning (banded ridge)")
-    fig.tight_layout()
+    n = _n_label(summary["n_subjects"]) if "n_subjects" in summary else "n = ?"
+    ax.set_ylabel("cross-validated R$^2$ (mean over targets, then subjects)\n"
+                  f"error bars: SEM across subjects, {n}", fontsize=9)
+    _legend_outside(fig, [ax], title="partition")
+    ax.set_title(title or "Variance partitioning (banded ridge)", fontsize=10)
     return fig
 
 
-def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int) -> plt.Figure:
-    """Recovered r against the planted expected r, one point per subject and voxel."""
+def _pearson(x, y) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int, title: str = "") -> plt.Figure:
+    """Recovered r against the planted expected r at ``layer``, one panel per subject: signal
+    targets as dots, pure-noise targets (ground truth ``is_noise``; planted r 0 without that
+    column) as red crosses. Each panel gives Pearson r over the signal targets and over all
+    targets (the noise targets stacked at 0 can inflate the latter); the title gives both pooled."""
     m = scores[scores["layer"] == layer].merge(truth, on=["subject", "target"], suffixes=("", "_t"))
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(m["expected_r"], m["r"], s=4, alpha=0.4)
-    lim = [min(0, m["r"].min()), max(m["expected_r"].max(), m["r"].max())]
-    ax.plot(lim, lim, "k--", lw=0.7)
-    ax.set_xlabel("planted expected r")
-    ax.set_ylabel("recovered cross-validated r")
-    rr = np.corrcoef(m["expected_r"], m["r"])[0, 1]
-    ax.set_title(f"layer {layer}: r(recovered, planted) = {rr:.2f}")
-    fig.tight_layout()
+    noise = (m["is_noise"].astype(bool) if "is_noise" in m else m["expected_r"] == 0).to_numpy()
+    subjects = sorted(m["subject"].unique())
+    ncol = min(4, max(len(subjects), 1))
+    nrow = max(-(-len(subjects) // ncol), 1)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 2.6, 3.4 * nrow + 1.2), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    lo = float(min(0.0, m["r"].min(), m["expected_r"].min())) if len(m) else 0.0
+    hi = float(max(m["expected_r"].max(), m["r"].max())) if len(m) else 1.0
+    lim = [lo - 0.02, hi + 0.02]
+    for ax, sub in zip(axes.flat, subjects):
+        sel = (m["subject"] == sub).to_numpy()
+        sig, nz = m[sel & ~noise], m[sel & noise]
+        ax.scatter(sig["expected_r"], sig["r"], s=5, alpha=0.45, color="tab:blue", linewidths=0,
+                   label="signal target (planted r > 0)")
+        ax.scatter(nz["expected_r"], nz["r"], s=14, marker="x", alpha=0.6, color="tab:red", linewidths=0.7,
+                   label="pure-noise target (is_noise, planted r = 0)")
+        ax.plot(lim, lim, "k--", lw=0.7, label="recovered = planted")
+        ax.set_xlim(lim)
+        ax.set_ylim(lim)
+        ax.set_title(f"{sub}\nr over signal targets = {_pearson(sig['expected_r'], sig['r']):.2f} (n = {len(sig)})\n"
+                     f"r over all targets = {_pearson(m.loc[sel, 'expected_r'], m.loc[sel, 'r']):.2f} "
+                     f"(n = {int(sel.sum())})", fontsize=8)
+    for ax in axes.flat[len(subjects):]:
+        ax.set_visible(False)
+    fig.supxlabel("planted expected r (ground truth)")
+    fig.supylabel("recovered cross-validated r")
+    _legend_outside(fig, axes)
+    pooled = (f"pooled over {len(subjects)} subjects: r over signal targets = "
+              f"{_pearson(m.loc[~noise, 'expected_r'], m.loc[~noise, 'r']):.2f}, over all targets = "
+              f"{_pearson(m['expected_r'], m['r']):.2f}")
+    fig.suptitle(f"{title or f'Planted vs recovered r, layer {layer}'}\n{pooled}", fontsize=10)
+    return fig
+
+
+def no_ground_truth(dataset: str = "") -> plt.Figure:
+    """A small text-only figure (no axes, so it cannot be read as a result) saying that the data
+    have no planted ground truth, for the file a catalog names for the recovery plot."""
+    fig = plt.figure(figsize=(6.5, 1.4))
+    fig.text(0.5, 0.5, f"{dataset + ': ' if dataset else ''}no planted ground truth.\n"
+             "Recovery of planted effects is defined for simulated studies only; this file is not a result.",
+             ha="center", va="center", fontsize=9, wrap=True)
     return fig
 
 
 def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, story: str = "",
-                seconds: float | None = 8.0) -> plt.Figure:
+                seconds: float | None = 8.0, dataset: str = "") -> plt.Figure:
     """One story's waveform with a line and the word at each word onset (the first ``seconds``
-    after the first word; None: all of it)."""
+    after the first word; None: all of it); the title names ``dataset`` (when given) and story."""
     t_first = float(words["onset"].min()) if len(words) else 0.0
     start = max(0.0, t_first - 0.5)
     stop = len(waveform) / sample_rate if seconds is None else min(len(waveform) / sample_rate, start + seconds)
@@ -116,6 +248,8 @@ def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, sto
     ax.set_xlim(start, stop)
     ax.set_xlabel("time (s, TR-grid clock)")
     ax.set_ylabel("amplitude")
-    ax.set_title(f"{story}: synthesised audio and word onsets ({len(shown)} words shown)")
+    where = f"{dataset}, story {story}" if dataset else f"story {story}"
+    ax.set_title(f"{where}: audio waveform and word onsets ({len(shown)} words in the first "
+                 f"{stop - start:.0f} s shown)")
     fig.tight_layout()
     return fig

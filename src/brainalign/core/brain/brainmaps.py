@@ -78,16 +78,55 @@ def _vmax(x) -> float:
     return float(np.percentile(finite, 99)) if finite.size else 1.0
 
 
-def glass_brain(img, title: str = "", threshold: float | None = None):
-    """Glass-brain figure (matplotlib) of a 3D score image; positive and negative values."""
+def colour_scale(x) -> tuple[float, float, "object"]:
+    """A colour scale that fits the sign of the data: ``(vmin, vmax, cmap)``.
+
+    Each side of 0 reaches the 99th percentile of the magnitudes of the values on that side (0
+    when there are none), so all-positive data get ``vmin = 0`` and a sequential white-to-red map,
+    all-negative data a blue-to-white one, and mixed data the part of ``RdBu_r`` between them
+    with 0 still white (a truncated diverging map, not a symmetric one that wastes half its range).
+    """
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib import colormaps
+
+    data = np.asarray(getattr(x, "dataobj", x), dtype=np.float64)
+    data = data[np.isfinite(data) & (data != 0)]
+    pos, neg = data[data > 0], -data[data < 0]
+    vmax = float(np.percentile(pos, 99)) if pos.size else 0.0
+    vmin = -float(np.percentile(neg, 99)) if neg.size else 0.0
+    if vmax == vmin == 0.0:
+        vmax = 1.0
+    m = max(vmax, -vmin)
+    lo, hi = 0.5 + 0.5 * vmin / m, 0.5 + 0.5 * vmax / m
+    base = colormaps["RdBu_r"]
+    cmap = LinearSegmentedColormap.from_list(f"RdBu_r[{lo:.3f},{hi:.3f}]", base(np.linspace(lo, hi, 256)))
+    return vmin, vmax, cmap
+
+
+def _colorbar(fig, cax, vmin: float, vmax: float, cmap, label: str):
+    """Our own labelled colorbar in ``cax`` (nilearn's own carries no label)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cb = fig.colorbar(ScalarMappable(Normalize(vmin, vmax), cmap), cax=cax)
+    cb.set_label(label)
+    return cb
+
+
+def glass_brain(img, title: str = "", threshold: float | None = None, label: str = "score"):
+    """Glass-brain figure (matplotlib) of a 3D score image; positive and negative values, on a
+    colour scale fitted to their sign (:func:`colour_scale`), with a colourbar labelled ``label``."""
     import matplotlib.pyplot as plt
     from nilearn import plotting
 
     fig = plt.figure(figsize=(10, 3.6))
-    vmax = _vmax(img)
-    plotting.plot_glass_brain(_nan_to_zero(img), figure=fig, title=title, colorbar=True, plot_abs=False,
-                              cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+    vmin, vmax, cmap = colour_scale(img)
+    ax = fig.add_axes((0.0, 0.0, 0.86, 0.92))
+    plotting.plot_glass_brain(_nan_to_zero(img), figure=fig, axes=ax, colorbar=False, plot_abs=False,
+                              cmap=cmap, vmin=vmin, vmax=vmax, symmetric_cbar=False,
                               threshold=threshold if threshold is not None else 1e-6)
+    _colorbar(fig, fig.add_axes((0.88, 0.1, 0.018, 0.72)), vmin, vmax, cmap, label)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -98,55 +137,122 @@ def _nan_to_zero(img):
     return nib.Nifti1Image(data, img.affine)
 
 
-def surface_views(img, title: str = "", radius: float = 3.0):
-    """Lateral and medial views of both hemispheres of fsaverage5 (bundled with nilearn) with the
-    volume projected by :func:`nilearn.surface.vol_to_surf` (voxels outside the data: 0)."""
+def _facing(mesh, direction: float) -> np.ndarray:
+    """Vertices of ``mesh`` whose normal points along +x (``direction`` 1) or -x (-1): those a
+    lateral or medial view can show."""
+    coords, faces = np.asarray(mesh.coordinates, float), np.asarray(mesh.faces, int)
+    fn = np.cross(coords[faces[:, 1]] - coords[faces[:, 0]], coords[faces[:, 2]] - coords[faces[:, 0]])
+    normals = np.zeros_like(coords)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], fn)
+    return normals[:, 0] * direction > 0
+
+
+def _views_with_data(textures: dict, meshes: dict, views, vmin: float, vmax: float) -> list:
+    """The (hemi, view) pairs that show at least one vertex whose value is visible on the colour
+    scale (|value| >= 1 % of its largest end); lateral of the left hemisphere faces -x."""
+    visible = 0.01 * max(vmax, -vmin)
+    out = []
+    for hemi, view in views:
+        side = (-1.0 if hemi == "left" else 1.0) * (1.0 if view == "lateral" else -1.0)
+        tex = np.asarray(textures[hemi])
+        if np.any((np.abs(tex) >= visible) & _facing(meshes[hemi], side)):
+            out.append((hemi, view))
+    return out
+
+
+def _no_data_figure(title: str, what: str):
     import matplotlib.pyplot as plt
-    from nilearn import datasets, plotting, surface
+
+    fig = plt.figure(figsize=(7, 1.6))
+    fig.text(0.5, 0.55, f"{title}\n{what}", ha="center", va="center", wrap=True)
+    return fig
+
+
+def _draw_views(title: str, label: str, drawn: list, skipped: list, textures: dict, inflated: dict,
+                bg: dict | None, vmin: float, vmax: float, cmap, threshold: float | None):
+    """One labelled 3D panel per drawn (hemi, view), a labelled colourbar, and a note naming the
+    views left out because they show no data."""
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    n = len(drawn)
+    width = 3.5 * n + 1.6
+    fig = plt.figure(figsize=(max(width, 6.0), 4.0))
+    width = max(width, 6.0)
+    gs = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [0.07], left=0.02, right=1 - 1.1 / width,
+                          top=0.8, bottom=0.06, wspace=0.05)
+    for col, (hemi, view) in enumerate(drawn):
+        ax = fig.add_subplot(gs[0, col], projection="3d")
+        plotting.plot_surf_stat_map(inflated[hemi], textures[hemi], hemi=hemi, view=view, axes=ax,
+                                    bg_map=None if bg is None else bg[hemi], colorbar=False, cmap=cmap,
+                                    vmin=vmin, vmax=vmax, symmetric_cbar=False, threshold=threshold,
+                                    figure=fig)
+        ax.set_title(f"{hemi} hemisphere, {view}", fontsize=10)
+    cax = fig.add_subplot(gs[0, n])
+    pos = cax.get_position()
+    cax.set_position((pos.x0, pos.y0 + 0.1 * pos.height, pos.width, 0.8 * pos.height))
+    _colorbar(fig, cax, vmin, vmax, cmap, label)
+    note = f"\n(not drawn, no data in view: {', '.join(f'{h} {v}' for h, v in skipped)})" if skipped else ""
+    fig.suptitle(title + note, fontsize=10)
+    return fig
+
+
+_VIEWS = [("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial")]
+
+
+def surface_views(img, title: str = "", radius: float = 3.0, label: str = "score"):
+    """Views of fsaverage5 (bundled with nilearn) with the volume projected by
+    :func:`nilearn.surface.vol_to_surf` (voxels outside the data: 0): of the lateral and medial
+    views of both hemispheres only those that show data are drawn, each titled with its
+    hemisphere and view; colour scale fitted to the data's sign, colourbar labelled ``label``."""
+    from nilearn import datasets, surface
 
     fs = datasets.load_fsaverage("fsaverage5")
     sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal").data.parts
     vol = _nan_to_zero(img)
-    vmax = _vmax(img)
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), subplot_kw={"projection": "3d"})
-    for col, (hemi, view) in enumerate([("left", "lateral"), ("left", "medial"),
-                                        ("right", "lateral"), ("right", "medial")]):
-        mesh = fs["pial"].parts[hemi]
-        tex = surface.vol_to_surf(vol, mesh, radius=radius, interpolation="linear")
-        plotting.plot_surf_stat_map(fs["inflated"].parts[hemi], tex, hemi=hemi, view=view, axes=axes[col],
-                                    bg_map=sulc[hemi], colorbar=(col == 3), cmap="RdBu_r",
-                                    vmin=-vmax, vmax=vmax, threshold=1e-6, figure=fig)
-    fig.suptitle(title)
-    return fig
+    vmin, vmax, cmap = colour_scale(img)
+    inflated = {h: fs["inflated"].parts[h] for h in ("left", "right")}
+    textures = {h: surface.vol_to_surf(vol, fs["pial"].parts[h], radius=radius, interpolation="linear")
+                for h in ("left", "right")}
+    drawn = _views_with_data(textures, inflated, _VIEWS, vmin, vmax)
+    if not drawn:
+        return _no_data_figure(title, "no data on the fsaverage5 surface (the scored voxels are not in cortex)")
+    skipped = [v for v in _VIEWS if v not in drawn]
+    return _draw_views(title, label, drawn, skipped, textures, inflated, sulc, vmin, vmax, cmap, 1e-6)
 
 
-def surface_texture_figure(values: np.ndarray, targets: pd.DataFrame, meshes: dict, title: str = ""):
+def surface_texture_figure(values: np.ndarray, targets: pd.DataFrame, meshes: dict, title: str = "",
+                           label: str = "score"):
     """Scores of surface targets (``hemi`` L/R, ``vertex``) on the user's meshes
-    (``{"L": mesh, "R": mesh}``, any nilearn surface mesh), lateral view of each hemisphere."""
-    import matplotlib.pyplot as plt
-    from nilearn import plotting, surface
+    (``{"L": mesh, "R": mesh}``, any nilearn surface mesh): the lateral and medial views of each
+    hemisphere that show data, labelled; colour scale fitted to the data's sign."""
+    from nilearn import surface
 
     values = np.asarray(values, dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), subplot_kw={"projection": "3d"})
-    vmax = _vmax(values)
-    for col, hemi in enumerate(("L", "R")):
-        mesh = surface.load_surf_mesh(meshes[hemi])
+    vmin, vmax, cmap = colour_scale(values)
+    meshes = {("left" if h == "L" else "right"): surface.load_surf_mesh(m) for h, m in meshes.items()}
+    textures = {}
+    for hemi, mesh in meshes.items():
         tex = np.zeros(mesh.coordinates.shape[0])
-        sel = (targets["hemi"] == hemi).to_numpy()
+        sel = (targets["hemi"] == ("L" if hemi == "left" else "R")).to_numpy()
         tex[targets.loc[sel, "vertex"].to_numpy(int)] = values[sel]
-        plotting.plot_surf_stat_map(mesh, tex, hemi="left" if hemi == "L" else "right", axes=axes[col],
-                                    cmap="RdBu_r", vmin=-vmax, vmax=vmax, colorbar=(col == 1), figure=fig)
-    fig.suptitle(title)
-    return fig
+        textures[hemi] = tex
+    views = [v for v in _VIEWS if v[0] in meshes]
+    drawn = _views_with_data(textures, meshes, views, vmin, vmax)
+    if not drawn:
+        return _no_data_figure(title, "no non-zero score on the surface")
+    skipped = [v for v in views if v not in drawn]
+    return _draw_views(title, label, drawn, skipped, textures, meshes, None, vmin, vmax, cmap, None)
 
 
 def interactive_html(img, title: str = "") -> str:
     """A standalone HTML page (nilearn ``view_img``) to browse the score image."""
     from nilearn import plotting
 
-    vmax = _vmax(img)
-    view = plotting.view_img(_nan_to_zero(img), threshold=1e-6, cmap="RdBu_r", symmetric_cmap=True,
-                             vmax=vmax, title=title, black_bg=False)
+    vmin, vmax, cmap = colour_scale(img)
+    view = plotting.view_img(_nan_to_zero(img), threshold=1e-6, cmap=cmap, symmetric_cmap=False,
+                             vmin=vmin, vmax=vmax, title=title, black_bg=False)
     return view.get_standalone()
 
 
@@ -219,12 +325,21 @@ def pycortex_volume(values: np.ndarray, subject: str, xfm: str, mask: str | None
 
 
 def flatmap(volume: np.ndarray, subject: str, xfm: str, title: str = ""):
-    """pycortex flatmap figure of a volume from :func:`pycortex_volume` (curvature underlay,
-    symmetric RdBu colour scale at the 99th percentile of |score|, no ROI labels: those need
-    Inkscape)."""
+    """pycortex flatmap figure of a volume from :func:`pycortex_volume` (curvature underlay, no
+    ROI labels: those need Inkscape). Colour scale fitted to the data's sign: ``Reds`` from 0
+    for scores that are all >= 0, ``Blues_r`` up to 0 for all <= 0, otherwise a symmetric RdBu
+    at the 99th percentile of |score| (pycortex takes colormaps by name only, so the truncated
+    map of :func:`colour_scale` is not available here)."""
     cortex = _cortex()
-    vmax = _vmax(volume)
-    vol = cortex.Volume(volume, subject, xfm, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    vmin, vmax, _ = colour_scale(volume)
+    if vmin == 0.0:
+        cmap = "Reds"
+    elif vmax == 0.0:
+        cmap = "Blues_r"
+    else:
+        cmap, vmax = "RdBu_r", _vmax(volume)
+        vmin = -vmax
+    vol = cortex.Volume(volume, subject, xfm, cmap=cmap, vmin=vmin, vmax=vmax)
     fig = cortex.quickflat.make_figure(vol, with_curvature=True, with_rois=False, with_labels=False,
                                        with_sulci=False, with_colorbar=True)
     if title:

@@ -29,10 +29,12 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     Returns
     -------
     DataFrame with condition, layer, roi, mean_r, sem_r, mean_r2, n_subjects, n_targets,
-    share_alpha_at_edge [, mean_r_null, sem_r_null] [, share_q05] [, mean_noise_ceiling,
+    n_targets_max, share_alpha_at_edge [, mean_r_null, sem_r_null] [, share_q05] [, mean_noise_ceiling,
     mean_isc_loso, noise_ceiling_method, r_norm]. ``r_norm = mean_r / mean_noise_ceiling`` (NaN
     without a valid ceiling); ``mean_isc_loso`` is the leave-one-subject-out ISC, a lower bound
-    reported beside the ceiling, never used to normalise.
+    reported beside the ceiling, never used to normalise. Counts are integers: ``n_subjects``;
+    ``n_targets`` and ``n_targets_max`` the fewest and most targets one subject has in the ROI
+    (equal when the subjects have the same targets).
     """
     has_null = "r_null" in scores.columns
     agg = dict(r=("r", "mean"), r2=("r2", "mean"), n_targets=("target", "size"), edge=("alpha_at_edge", "mean"))
@@ -42,7 +44,11 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
                    .agg(**agg).reset_index())
     g = per_subject.groupby(["condition", "layer", "roi"], observed=True)
     out = g.agg(mean_r=("r", "mean"), mean_r2=("r2", "mean"), n_subjects=("subject", "nunique"),
-                n_targets=("n_targets", "mean"), share_alpha_at_edge=("edge", "mean")).reset_index()
+                n_targets=("n_targets", "min"), n_targets_max=("n_targets", "max"),
+                share_alpha_at_edge=("edge", "mean")).reset_index()
+    # counts are integers: targets per subject in the ROI, fewest and most (equal when every
+    # subject has the same targets)
+    out[["n_subjects", "n_targets", "n_targets_max"]] = out[["n_subjects", "n_targets", "n_targets_max"]].astype(int)
     sem = g["r"].agg(lambda x: stats.sem(x) if len(x) > 1 else 0.0).reset_index(drop=True)
     out.insert(out.columns.get_loc("mean_r") + 1, "sem_r", sem.to_numpy())
     if has_null:

@@ -114,7 +114,16 @@ def partition_summary(partition: pd.DataFrame, params: dict | None = None) -> pd
 
 
 def partition_plot(summary: pd.DataFrame, dataset: str):
-    return plots.partition_bars(summary, title=f"{dataset}: variance partitioning ({summary['bands'].iloc[0]})")
+    """Bar plot of the partition; the title names the dataset and each band's condition and layer
+    (``bands`` ``name=condition:layer+...``, shown as is when it does not parse)."""
+    bands = str(summary["bands"].iloc[0])
+    try:
+        named = [b.split("=", 1) for b in bands.split("+")]
+        shown = ", ".join(f"{name} = {cond.rsplit(':', 1)[0]} layer {int(cond.rsplit(':', 1)[1])}"
+                          for name, cond in named)
+    except (ValueError, IndexError):
+        shown = bands
+    return plots.partition_bars(summary, title=f"{dataset}: variance partitioning (banded ridge)\nbands: {shown}")
 
 
 def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
@@ -123,7 +132,8 @@ def collect_exclusions(*tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(scores: pd.DataFrame, noise_ceiling: pd.DataFrame) -> pd.DataFrame:
-    """ROI summary across subjects (mean, SEM); mean noise ceiling per ROI beside it."""
+    """ROI summary across subjects (mean, SEM; counts as integers); mean noise ceiling per ROI
+    beside it."""
     return roi_summary(scores, noise_ceiling)
 
 
@@ -135,24 +145,31 @@ def recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def layer_profile_plot(summary: pd.DataFrame, dataset: str):
-    return plots.layer_profile(summary, f"{dataset}: encoding performance by layer")
+    return plots.layer_profile(summary, f"{dataset}: mean cross-validated r per layer (one panel per condition, "
+                                        "one line per ROI)")
 
 
 def roi_bar_plot(summary: pd.DataFrame, dataset: str):
-    return plots.roi_bars(summary, f"{dataset}: encoding performance by ROI (best layer)")
+    return plots.roi_bars(summary, f"{dataset}: mean cross-validated r per ROI, each condition at its best layer")
 
 
 def recovery_plot(scores: pd.DataFrame, truth: pd.DataFrame, rec: pd.DataFrame):
-    """Scatter of recovered vs planted r at the best-recovered layer (a note for real data)."""
-    if not len(rec):
-        import matplotlib.pyplot as plt
+    """Recovered vs planted r, one panel per subject, for the condition and layer whose recovery
+    (r over all targets, ``ground_truth_recovery``) is highest.
 
-        fig, ax = plt.subplots(figsize=(4, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no planted ground truth (real data)", ha="center", va="center")
-        return fig
+    Real data (empty ground-truth table): the catalog names ``ground_truth_recovery.png``, so a
+    file is still written, but it is a small text-only figure with no axes that says the dataset
+    has no planted truth, so it cannot be mistaken for a result (a missing file would fail the
+    catalog save; a skipped node would change the pipeline's outputs per dataset).
+    """
+    dataset = str(scores["dataset"].iloc[0]) if "dataset" in scores and len(scores) else ""
+    if not len(rec) or truth is None or not len(truth):
+        return plots.no_ground_truth(dataset)
     best = rec.sort_values("pearson_r_vs_expected").iloc[-1]
-    return plots.recovery_scatter(scores[scores["condition"] == best["condition"]], truth, int(best["layer"]))
+    cond, layer = best["condition"], int(best["layer"])
+    return plots.recovery_scatter(scores[scores["condition"] == cond], truth, layer,
+                                  title=f"{dataset}: planted vs recovered r, condition {cond}, layer {layer} "
+                                        "(best-recovered cell)")
 
 
 def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, scores: pd.DataFrame,
@@ -160,13 +177,18 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
     """Markdown summary and the flat metrics dict that the MLflow hook logs."""
     lines = [f"# brainalign summary: {dataset}", "",
              f"{scores['subject'].nunique()} subjects, {scores['condition'].nunique()} condition(s), "
-             f"{scores['layer'].nunique()} layers, {scores['target'].nunique()} targets. "
-             "r is Pearson r on each held-out fold, averaged over folds; mean and SEM across subjects.",
-             ""]
+             f"{scores['layer'].nunique()} distinct layer indices, {scores['target'].nunique()} distinct "
+             "target ids. r is Pearson r on each held-out fold, averaged over folds. Per ROI, r is averaged "
+             "over the ROI's targets within each subject; the tables give the mean ± SEM of those "
+             "subject means across subjects.", ""]
     metrics: dict[str, float] = {}
     for cond, s in summary.groupby("condition"):
         piv = s.pivot(index="roi", columns="layer", values="mean_r")
-        lines += [f"## {cond}: mean r per ROI and layer", "", _md_table(piv), ""]
+        n_sub = sorted({int(v) for v in s["n_subjects"]}) if "n_subjects" in s else []
+        n_txt = "" if not n_sub else (f" (n = {n_sub[0]} subjects)" if len(n_sub) == 1 else
+                                      f" (n = {n_sub[0]}-{n_sub[-1]} subjects)")
+        lines += [f"## {cond}: mean r ± SEM across subjects per ROI and layer{n_txt}",
+                  "", _md_table(piv, s.pivot(index="roi", columns="layer", values="sem_r")), ""]
         for row in s.itertuples():
             metrics[f"r.{cond}.layer_{row.layer}.{row.roi}"] = float(row.mean_r)
         by_layer = s.groupby("layer")["mean_r"].mean()
@@ -177,13 +199,15 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
             null_by_layer = s.groupby("layer")["mean_r_null"].mean()
             for layer, v in null_by_layer.items():
                 metrics[f"r_null.{cond}.layer_{layer}.mean"] = float(v)
-            lines += ["Null model (responses circularly shifted against the features): mean r per ROI and layer",
-                      "", _md_table(s.pivot(index="roi", columns="layer", values="mean_r_null")), ""]
+            sem_null = (s.pivot(index="roi", columns="layer", values="sem_r_null") if "sem_r_null" in s else None)
+            lines += ["Null model (responses circularly shifted against the features): mean r"
+                      + (" ± SEM across subjects" if sem_null is not None else "") + " per ROI and layer",
+                      "", _md_table(s.pivot(index="roi", columns="layer", values="mean_r_null"), sem_null), ""]
         if "share_q05" in s:
             for row in s.itertuples():
                 metrics[f"share_q05.{cond}.layer_{row.layer}.{row.roi}"] = float(row.share_q05)
-            lines += ["Share of targets with q < 0.05 (per-target permutation p over the null draws, "
-                      "Benjamini-Hochberg within each subject x condition x layer cell)", "",
+            lines += ["Share of targets with q < 0.05, over all subjects' targets (per-target permutation p "
+                      "over the null draws, Benjamini-Hochberg within each subject x condition x layer cell)", "",
                       _md_table(s.pivot(index="roi", columns="layer", values="share_q05")), ""]
     edge = float(scores["alpha_at_edge"].mean())
     metrics["share_alpha_at_edge"] = edge
@@ -196,15 +220,23 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
         method = str(summary["noise_ceiling_method"].iloc[0]) if "noise_ceiling_method" in summary else "unknown"
         label = "; ".join(CEILING_METHODS.get(m, m) for m in method.split("+"))
         lines += [f"## Noise ceiling ({label})", "",
-                  "`mean_isc_loso`: leave-one-subject-out inter-subject correlation, a lower bound of the "
-                  "single-subject ceiling, not a ceiling." if "mean_isc_loso" in per_roi else "",
+                  f"Mean over the ROI's targets and the subjects, column `{method}` (n/a: no valid ceiling)."
+                  + (" `mean_isc_loso`: leave-one-subject-out inter-subject correlation, a lower bound of the "
+                     "single-subject ceiling, not a ceiling." if "mean_isc_loso" in per_roi else ""),
                   "", _md_table(per_roi.rename(columns={"mean_noise_ceiling": method})), ""]
         if "r_norm" in summary and summary["r_norm"].notna().any():
             for cond, s in summary.groupby("condition"):
-                lines += [f"{cond}: r / noise ceiling (ratio of ROI means) per ROI and layer", "",
-                          _md_table(s.pivot(index="roi", columns="layer", values="r_norm")), ""]
+                lines += [f"{cond}: mean r / mean noise ceiling (ratio of ROI means, no SEM) per ROI and layer",
+                          "", _md_table(s.pivot(index="roi", columns="layer", values="r_norm")), ""]
     if len(rec):
-        lines += ["## Planted ground truth", "", _md_table(rec.set_index(["condition", "layer"])), ""]
+        lines += ["## Planted ground truth", "",
+                  "Recovered r against the planted expected r, per condition and layer, over all (subject, "
+                  "target) pairs pooled across subjects (`n_targets`), the `noise_n` pure-noise targets "
+                  "(planted r = 0) included: they stack at 0 and can inflate `pearson_r_vs_expected`. "
+                  "`noise_mean_r` ± `noise_sem_r` (SEM over those targets) is their mean recovered r. "
+                  "The figure ground_truth_recovery.png shows one panel per subject and gives r over the "
+                  "signal targets only beside r over all targets.", "",
+                  _md_table(rec.set_index(["condition", "layer"])), ""]
         for row in rec.itertuples():
             metrics[f"recovery.{row.condition}.layer_{row.layer}"] = float(row.pearson_r_vs_expected)
             metrics[f"noise_mean_r.{row.condition}.layer_{row.layer}"] = float(row.noise_mean_r)
@@ -222,12 +254,37 @@ def report(summary: pd.DataFrame, rec: pd.DataFrame, exclusions: pd.DataFrame, s
     return "\n".join(lines) + "\n", metrics
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    df = df.reset_index()
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    rows = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |"
-            for r in df.itertuples(index=False)]
+def _md_table(df: pd.DataFrame, sem: pd.DataFrame | None = None) -> str:
+    """Markdown table of ``df`` (index as the first columns): floats with 3 decimals, ``n/a`` for
+    NaN, integers (and integer-valued count columns, ``n_*``) as integers; with ``sem`` (same
+    shape) each cell is ``mean ± sem``."""
+    def cell(v, col="", err=None):
+        if isinstance(v, (bool, np.bool_)):
+            return str(v)
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            if not np.isfinite(v):
+                return "n/a"
+            if str(col).startswith("n_") and float(v).is_integer():
+                return str(int(v))
+            return f"{v:.3f}" + (f" ± {err:.3f}" if err is not None and np.isfinite(err) else "")
+        return str(v)
+
+    cols = list(df.columns)
+    if sem is not None:
+        sem = sem.reindex(index=df.index, columns=cols)
+    n_index = df.index.nlevels
+    flat = df.reset_index()
+    head = "| " + " | ".join(map(str, flat.columns)) + " |"
+    sep = "|" + "---|" * len(flat.columns)
+    rows = []
+    for k, r in enumerate(flat.itertuples(index=False)):
+        vals = list(r)
+        out = [cell(v) for v in vals[:n_index]]
+        out += [cell(v, c, None if sem is None else sem.iat[k, j])
+                for j, (c, v) in enumerate(zip(cols, vals[n_index:]))]
+        rows.append("| " + " | ".join(out) + " |")
     return "\n".join([head, sep, *rows])
 
 
@@ -296,8 +353,12 @@ def brain_maps(scores: pd.DataFrame, reference, params: dict, dataset: str, *tar
     img = brainmaps.scores_to_volume(per_target.to_numpy(), coords.reset_index(), reference)
     title = f"{dataset}: {what}"
     log.info("brain map: %s (%d voxels)", title, len(per_target))
-    glass = brainmaps.glass_brain(img, title)
-    surface = brainmaps.surface_views(img, title) if params.get("surface", True) else glass
+    column = params.get("score", "r")
+    n_sub = scores.loc[scores["condition"] == (params.get("condition") or scores["condition"].iloc[0]),
+                       "subject"].nunique()
+    label = f"{column} (mean over {n_sub} subjects)" if n_sub > 1 else f"{column} (one subject)"
+    glass = brainmaps.glass_brain(img, title, label=label)
+    surface = brainmaps.surface_views(img, title, label=label) if params.get("surface", True) else glass
     return glass, surface, brainmaps.interactive_html(img, title), img
 
 
