@@ -236,6 +236,8 @@ def test_ground_truth_recovery_matches_scipy():
         assert row.spearman_r_vs_expected == pytest.approx(
             stats.spearmanr(g["r"], g["expected_r"])[0], abs=1e-12)
         noise_r = g.loc[g.expected_r == 0, "r"].to_numpy()
+        sig = g[g.expected_r != 0]
+        assert row.pearson_r_signal == pytest.approx(stats.pearsonr(sig["r"], sig["expected_r"])[0], abs=1e-12)
         assert row.noise_n == 20
         assert row.noise_mean_r == pytest.approx(noise_r.mean(), abs=1e-12)
         assert row.noise_sem_r == pytest.approx(noise_r.std(ddof=1) / np.sqrt(20), abs=1e-12)
