@@ -73,22 +73,22 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
         null_dist = null_distribution(X, Y, fold_list, named, res.fold_alpha, draws,
                                       dtype=params.get("dtype", "float32"), target_batch=params.get("target_batch"),
                                       fold_features=X_by_fold)
-        log.info("%s %s layer %d: null model of %d %s; smallest p %.4f",
-                 subject, condition, layer, n_draws, what, 1 / (n_draws + 1))
+        log.debug("%s %s layer %d: null model of %d %s; smallest p %.4f",
+                  subject, condition, layer, n_draws, what, 1 / (n_draws + 1))
     elif null.get("enabled") and method == "shift":
         # one draw per subject and layer (the same for every condition of the subject at that layer)
         shifts = null_shifts(story_of_sample, min_shift,
                              seed=_subject_seed(int(params.get("seed", 0)), subject) * 1000 + int(layer))
-        log.info("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
-                 condition, layer, {stories[k]: v for k, v in shifts.items()})
+        log.debug("%s %s layer %d: null model with responses circularly shifted by %s TRs", subject,
+                  condition, layer, {stories[k]: v for k, v in shifts.items()})
         null_res = cross_validated_encoding(X, Y, fold_list, story_of_sample, shifts=shifts,
                                             **kwargs)
     elif null.get("enabled"):
         # one block permutation, seeded per subject and layer, with a full refit
         (idx,) = null_draws(method, named, 1, min_shift=min_shift, block_len=block_len,
                             seed=_subject_seed(int(params.get("seed", 0)), subject) * 1000 + int(layer))
-        log.info("%s %s layer %d: null model with responses in permuted blocks of %d TRs", subject,
-                 condition, layer, block_len)
+        log.debug("%s %s layer %d: null model with responses in permuted blocks of %d TRs", subject,
+                  condition, layer, block_len)
         null_res = cross_validated_encoding(X, PermutedRows(Y, idx), fold_list, story_of_sample, **kwargs)
     out = pd.DataFrame({"dataset": dataset, "subject": subject, "condition": condition, "layer": int(layer),
                         "target": targets["target"].to_numpy(), "roi": targets["roi"].to_numpy(),
