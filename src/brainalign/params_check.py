@@ -91,6 +91,9 @@ def check_values(params: dict) -> None:
     solver = _get(params, "encoding.solver", "himalaya")
     if solver not in SOLVERS:
         raise ParameterError(f"encoding.solver must be one of {SOLVERS}, got {solver!r}")
+    extraction = _get(params, "embedding.extraction", "exact")
+    if extraction not in ("exact", "strided", "auto"):
+        raise ParameterError(f"embedding.extraction must be exact, strided or auto, got {extraction!r}")
     a = _get(params, "encoding.alphas") or {}
     try:
         low, high, n = float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))

@@ -7,8 +7,15 @@ Feature extraction: for word ``i`` of a story the model reads the window of the
 ``context_words`` preceding words plus word ``i`` (the context never crosses a story boundary;
 with ``groups`` - e.g. sentence ids - it does not cross a group boundary either); the word's
 feature at each layer is the mean of the hidden states of its sub-tokens in that window. All
-layers come from one forward pass per window (``output_hidden_states``); windows are batched.
-Layer 0 is the embedding layer, layer ``k`` the output of block ``k``.
+layers come from one forward pass per window (``output_hidden_states``); windows are batched,
+in order of token length (least padding), right-padded with an attention mask. Layer 0 is the
+embedding layer, layer ``k`` the output of block ``k``. This is the ``exact`` extraction mode (the
+default, any model). For causal models the ``strided`` mode (``embedding.extraction: strided``)
+runs windows of ``2 * context_words`` words every ``context_words`` words and reads the features of
+each window's last ``context_words`` words, so each word sees ``context_words`` to
+``2 * context_words - 1`` preceding words (more context than the exact mode: other features, cached
+under another key), running about ``(context_words + 1) / 2`` times fewer tokens
+(:func:`strided_windows`).
 
 Words are handed to the tokenizer either as a list (``separator=None``, the default:
 ``is_split_into_words=True``, sub-tokens mapped to words by ``word_ids``) or joined into one
@@ -192,12 +199,124 @@ def pool_by_group(features: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]
     return uniq[order], (sums / counts[:, None]).astype(np.float32)
 
 
+#: ``embedding.extraction``: how word windows are run (:func:`extract_word_features`)
+EXTRACTION_MODES = ("exact", "strided", "auto")
+
+
+def strided_windows(n_words: int, context_words: int, groups=None) -> np.ndarray:
+    """Windows of the strided extraction mode (causal models only).
+
+    With ``N = context_words``, inside each stretch of words a window may span (the story, or
+    each contiguous run of one group id when ``groups`` is given), windows of ``2N`` words start
+    every ``N`` words and each yields the features of its last ``N`` words; each of those words
+    therefore sees between ``N`` and ``2N - 1`` preceding words (the exact mode: ``N``). The first
+    window of a stretch starts at its first word and yields all its words: word ``j`` (counted
+    from the stretch start) sees the ``j`` words before it, as in the exact mode for ``j <= N``
+    and more for ``N < j < 2N``. With ``N = 0`` every window is one word (the exact mode).
+
+    Parameters
+    ----------
+    n_words : words in the story.
+    context_words : N.
+    groups : optional array of shape (n_words,) of group ids (e.g. sentence ids).
+
+    Returns
+    -------
+    int64 array of shape (n_windows, 3): row ``(start, first, end)``: the window
+    ``words[start:end]`` yields the features of ``words[first:end]``; the ``first:end`` ranges
+    tile ``range(n_words)`` in order.
+    """
+    n, ctx = int(n_words), int(context_words)
+    if ctx < 0:
+        raise ValueError(f"context_words must be >= 0, got {ctx}")
+    step = max(ctx, 1)
+    length = ctx + step
+    group_start = window_starts(n, n, groups)            # unlimited context: the stretch starts
+    seg_starts = np.flatnonzero(np.r_[True, group_start[1:] != group_start[:-1]]) if n else np.zeros(0, int)
+    seg_ends = np.r_[seg_starts[1:], n].astype(int)
+    rows = []
+    for a, b in zip(seg_starts.tolist(), seg_ends.tolist()):
+        rows.append((a, a, min(a + length, b)))
+        s = a + step
+        while s + ctx < b:
+            rows.append((s, s + ctx, min(s + length, b)))
+            s += step
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def is_causal(model, n_tokens: int = 8, atol: float = 1e-4) -> bool:
+    """Whether a model is causal: the hidden states of a token never depend on later tokens.
+
+    Checked on the model itself rather than read from its config (decoder-only configs do not
+    all declare it, e.g. ``GPT2Config`` has no ``is_decoder``): ``n_tokens`` seeded token ids are
+    run whole and without their last 3 tokens (no padding), and the model is causal when the
+    hidden states of the shared prefix agree at every layer within ``atol`` times their largest
+    magnitude (at least 1). A bidirectional model (BERT, RoBERTa, ...) changes them by far more.
+
+    Parameters
+    ----------
+    model : a transformers model (eval mode) taking ``input_ids`` and ``attention_mask``.
+    n_tokens : length of the probe sequence (> 3).
+
+    Returns
+    -------
+    bool
+    """
+    import torch
+
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    device = next(model.parameters()).device
+    try:
+        vocab = int(model.get_input_embeddings().num_embeddings)
+    except (AttributeError, TypeError):
+        vocab = int(getattr(model.config, "vocab_size", 100) or 100)
+    ids = torch.randint(0, vocab, (1, int(n_tokens)), generator=torch.Generator().manual_seed(0)).to(device)
+    keep = int(n_tokens) - 3
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+        part = model(input_ids=ids[:, :keep], attention_mask=torch.ones_like(ids[:, :keep]),
+                     output_hidden_states=True).hidden_states
+    for a, b in zip(full, part):
+        a, b = a[:, :b.shape[1]].float(), b.float()   # the shared prefix (with any prepended states)
+        if float((a - b).abs().max()) > atol * max(1.0, float(b.abs().max())):
+            return False
+    return True
+
+
+def resolve_extraction_mode(mode: str, model, shuffle_seed: int | None = None) -> str:
+    """The extraction mode actually used: ``"exact"`` or ``"strided"``.
+
+    ``exact`` -> exact; ``strided`` -> strided, or ValueError for a model that is not causal
+    (:func:`is_causal`) or with shuffled windows (``shuffle_seed``: each word has its own word order);
+    ``auto`` -> strided where that is allowed, exact otherwise.
+    """
+    if mode not in EXTRACTION_MODES:
+        raise ValueError(f"extraction mode must be one of {EXTRACTION_MODES}, got {mode!r}")
+    if mode == "exact":
+        return "exact"
+    if shuffle_seed is not None:
+        if mode == "auto":
+            return "exact"
+        raise ValueError("extraction mode 'strided' cannot shuffle the context of each word (shuffle_seed): "
+                         "each word needs its own window; use 'exact'")
+    causal = is_causal(model)
+    if mode == "auto":
+        return "strided" if causal else "exact"
+    if not causal:
+        raise ValueError(f"extraction mode 'strided' needs a causal model (a token's states must not depend on "
+                         f"later tokens); {type(model).__name__} ({getattr(model.config, 'model_type', '?')}) "
+                         "is bidirectional: use 'exact' (or 'auto')")
+    return "strided"
+
+
 def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
                           context_words: int = 20, batch_size: int = 64,
                           max_tokens: int | None = None, progress: bool = False,
                           desc: str = "windows", groups=None,
                           separator: str | None = None,
-                          shuffle_seed: int | None = None) -> dict[int, np.ndarray]:
+                          shuffle_seed: int | None = None, mode: str = "exact",
+                          sort_by_length: bool = True) -> dict[int, np.ndarray]:
     """Contextual features of every word of one story at the requested layers.
 
     Parameters
@@ -218,12 +337,34 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     shuffle_seed : None (default), or a seed: the preceding words of each window are shuffled
         (word order removed from the context; the word itself stays last), the ``no_position``
         control's ``shuffle`` mode.
+    mode : ``"exact"`` (default): one window per word, the word and its ``context_words``
+        preceding words (any model). ``"strided"`` (causal models only, :func:`is_causal`;
+        ValueError otherwise): windows of ``2 * context_words`` words every ``context_words``
+        words, each yielding its last ``context_words`` words (:func:`strided_windows`), so a word
+        sees between ``context_words`` and ``2 * context_words - 1`` preceding words - more than
+        in the exact mode, so the features differ from it; a word's feature equals the exact
+        computation on the window of the words it actually saw (a causal model's token states
+        do not depend on later tokens). About ``(context_words + 1) / 2`` times fewer tokens
+        are run (a batch holds ``batch_size`` windows about twice as long). Where ``max_tokens``
+        would cut a strided window so that one of its words sees less than its exact-mode
+        context, that word gets its exact-mode window. ``"auto"``: strided when allowed, else
+        exact. (Joined words, ``separator``: a token that spans the boundary of a
+        word and the next one - possible for BPE over CJK text - is part of both, so a word that
+        is not last in its strided window can differ from the exact run on its prefix.)
+    sort_by_length : True (default): windows are batched in order of token length (least
+        padding); False: in story order. The results agree within float tolerance.
 
     Returns
     -------
     dict layer -> float32 array of shape (n_words, hidden_size). A word the tokenizer turns into
     no sub-token (e.g. a stray control character) takes the features of the word before it,
     with a warning naming ``desc`` and the words.
+
+    Notes
+    -----
+    All windows are tokenised first (a window over ``max_tokens`` loses its earliest words), then
+    run ``batch_size`` at a time, right-padded with an attention mask, so every window's tokens keep
+    positions ``0..len - 1`` as when run alone (a tokenizer's ``padding_side`` is not used).
     """
     import torch
 
@@ -235,23 +376,69 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
                                int(getattr(model.config, "max_position_embeddings", 512) or 512))
                            - int(getattr(model, "virtual_positions", 0)))
     device = next(model.parameters()).device
-    windows = _windows(list(map(str, words)), context_words, groups, shuffle_seed)
-    out = {layer: np.zeros((len(words), model.config.hidden_size), dtype=np.float32) for layer in layers}
+    words = list(map(str, words))
+    n = len(words)
+    mode = resolve_extraction_mode(mode, model, shuffle_seed)
+    out = {layer: np.zeros((n, model.config.hidden_size), dtype=np.float32) for layer in layers}
+    if n == 0:
+        return out
+    # --- plan: windows (word lists) and, per window, its outputs (word index, words after it)
+    if mode == "exact":
+        windows = _windows(words, context_words, groups, shuffle_seed)
+        outs = [[(i, 0)] for i in range(n)]
+    else:
+        plan = strided_windows(n, context_words, groups)
+        windows = [words[s:e] for s, _, e in plan.tolist()]
+        outs = [[(j, e - 1 - j) for j in range(f, e)] for _, f, e in plan.tolist()]
+    items = _tokenize_windows(tokenizer, windows, limit, separator)
+    if mode == "strided":      # a window cut by max_tokens: words left with less than exact context
+        need = np.arange(n) - window_starts(n, context_words, groups)
+        short = sorted(j for it, o in zip(items, outs) for j, f in o if it.n_words - 1 - f < need[j])
+        if short:
+            log.info("%s: %d words get exact windows (their strided window was cut to %d tokens)",
+                     desc, len(short), limit)
+            short_set = set(short)
+            outs = [[(j, f) for j, f in o if j not in short_set] for o in outs]
+            exact = _windows(words, context_words, groups)
+            items += _tokenize_windows(tokenizer, [exact[j] for j in short], limit, separator)
+            outs += [[(j, 0)] for j in short]
+    # --- run: batches of windows of similar token length, right-padded
+    lengths = np.array([len(it.inputs["input_ids"]) for it in items])
+    order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(items))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     empty: list[int] = []  # words that the tokenizer turns into no sub-token
-    for start in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress):
-        batch = windows[start:start + batch_size]
-        enc = _encode(tokenizer, batch, limit, separator)
-        last = torch.tensor(_last_word_mask(enc, separator), dtype=torch.float32)
-        inputs = {k: v.to(device) for k, v in enc.items() if not k.startswith("_") and k != "offset_mapping"}
+    for b0 in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
+        idx = order[b0:b0 + batch_size]
+        width = int(lengths[idx].max())
+        slots = max(len(outs[i]) for i in idx)
+        inputs = {key: torch.full((len(idx), width), pad_id if key == "input_ids" else 0, dtype=torch.long)
+                  for key in items[idx[0]].inputs}
+        weights = torch.zeros((len(idx), slots, width), dtype=torch.float32)
+        rows, cols, targets = [], [], []
+        for b, i in enumerate(idx):
+            it = items[i]
+            for key, values in it.inputs.items():
+                inputs[key][b, :len(values)] = torch.as_tensor(values, dtype=torch.long)
+            for m, (j, f) in enumerate(outs[i]):
+                tokens = it.tokens_of(it.n_words - 1 - f)
+                if tokens:
+                    weights[b, m, tokens] = 1.0 / len(tokens)
+                else:
+                    empty.append(j)
+                rows.append(b)
+                cols.append(m)
+                targets.append(j)
+        if not targets:
+            continue
+        inputs = {k: v.to(device) for k, v in inputs.items()}
         with torch.no_grad():
             hidden = model(**inputs, output_hidden_states=True).hidden_states
-        counts = last.sum(1)
-        empty.extend(start + np.flatnonzero(counts.numpy() == 0))
-        weights = (last / counts.unsqueeze(1).clamp(min=1)).to(device)
+        weights = weights.to(device)
         for layer in layers:
-            pooled = torch.einsum("bt,btd->bd", weights, hidden[layer].float())
-            out[layer][start:start + len(batch)] = pooled.cpu().numpy()
+            pooled = torch.einsum("bmt,btd->bmd", weights, hidden[layer].float())
+            out[layer][targets] = pooled[rows, cols].cpu().numpy()
     if empty:
+        empty = sorted(set(empty))
         shown = ", ".join(f"{i}: {str(words[i])!r}" for i in empty[:10])
         log.warning("%s: %d words have no sub-tokens under this tokenizer (index: word) %s%s; each "
                     "takes the features of the word before it (the first word of a story: zeros)",
@@ -262,52 +449,71 @@ def extract_word_features(words: list[str], tokenizer, model, layers: list[int],
     return out
 
 
-def _encode(tokenizer, batch: list[list[str]], limit: int, separator: str | None = None):
-    """Tokenise word windows (as word lists, or joined with ``separator``); drop leading words
-    of windows over ``limit`` tokens."""
-    batch = [list(w) for w in batch]
-    while True:
-        if separator is None:
-            enc = tokenizer(batch, is_split_into_words=True, padding=True, return_tensors="pt",
-                            truncation=False)
-        else:
-            enc = tokenizer([separator.join(w) for w in batch], padding=True, return_tensors="pt",
-                            truncation=False, return_offsets_mapping=True)
-        lengths = enc["attention_mask"].sum(1)
-        too_long = [b for b in range(len(batch)) if int(lengths[b]) > limit]
-        if not too_long:
-            break
-        for b in too_long:
-            if len(batch[b]) == 1:
-                raise ValueError(f"word {batch[b][0]!r} alone is longer than {limit} tokens")
-            batch[b] = batch[b][1:]
-    enc["_windows"] = batch
-    return enc
+class _Window:
+    """One tokenised window: model ``inputs`` (lists of ints, unpadded), the number of words kept
+    (``n_words``, after dropping leading words over the token limit) and the tokens of a word."""
+
+    __slots__ = ("inputs", "n_words", "_word_ids", "_offsets", "_bounds")
+
+    def __init__(self, inputs, n_words, word_ids=None, offsets=None, bounds=None):
+        self.inputs, self.n_words = inputs, n_words
+        self._word_ids, self._offsets, self._bounds = word_ids, offsets, bounds
+
+    def tokens_of(self, p: int) -> list[int]:
+        """Indices of the tokens of the window's word ``p`` (0-based; ``n_words - 1``: the last)."""
+        if self._word_ids is not None:
+            return [t for t, w in enumerate(self._word_ids) if w == p]
+        start, end = self._bounds[p]
+        return [t for t, (s, e) in enumerate(self._offsets) if s < end and e > start and e > s]
 
 
-def _last_word_mask(enc, separator: str | None) -> list[list[bool]]:
-    """Per window and token: whether the token belongs to the window's last word."""
-    windows = enc["_windows"]
-    if separator is None:
-        return [[w is not None and w == len(win) - 1 for w in enc.word_ids(b)]
-                for b, win in enumerate(windows)]
-    out = []
-    for b, win in enumerate(windows):
-        start = sum(len(w) for w in win[:-1]) + len(separator) * (len(win) - 1)
-        end = start + len(win[-1])
-        spans = enc["offset_mapping"][b].tolist()
-        mask = enc["attention_mask"][b].tolist()
-        out.append([bool(m) and s < end and e > start and e > s for (s, e), m in zip(spans, mask)])
-    return out
+def _tokenize_windows(tokenizer, windows: list[list[str]], limit: int, separator: str | None = None,
+                      chunk: int = 256) -> list[_Window]:
+    """Tokenise word windows (as word lists, or joined with ``separator``), unpadded; a window over
+    ``limit`` tokens loses leading words one at a time until it fits (one word alone over the limit
+    is a ValueError)."""
+    wins = [list(w) for w in windows]
+    items: list[_Window | None] = [None] * len(wins)
+    todo = list(range(len(wins)))
+    while todo:
+        again = []
+        for c in range(0, len(todo), chunk):
+            idx = todo[c:c + chunk]
+            if separator is None:
+                enc = tokenizer([wins[i] for i in idx], is_split_into_words=True, truncation=False)
+            else:
+                enc = tokenizer([separator.join(wins[i]) for i in idx], truncation=False,
+                                return_offsets_mapping=True)
+            for k, i in enumerate(idx):
+                if len(enc["input_ids"][k]) > limit:
+                    if len(wins[i]) == 1:
+                        raise ValueError(f"word {wins[i][0]!r} alone is longer than {limit} tokens")
+                    wins[i] = wins[i][1:]
+                    again.append(i)
+                    continue
+                inputs = {key: list(v[k]) for key, v in enc.items() if key != "offset_mapping"}
+                if separator is None:
+                    items[i] = _Window(inputs, len(wins[i]), word_ids=enc.word_ids(k))
+                else:
+                    ends = np.cumsum([len(w) for w in wins[i]]) + len(separator) * np.arange(len(wins[i]))
+                    bounds = [(int(e) - len(w), int(e)) for e, w in zip(ends, wins[i])]
+                    items[i] = _Window(inputs, len(wins[i]), offsets=[tuple(o) for o in enc["offset_mapping"][k]],
+                                       bounds=bounds)
+        todo = again
+    return items
 
 
 def feature_key(model: str, context_words: int, story: str, words: list[str], groups=None,
-                separator: str | None = None) -> str:
+                separator: str | None = None, mode: str = "exact") -> str:
     """Cache key of a story's word features: model, context, the exact words and, when given,
-    the window groups (sentence ids) and the word separator (keys without them are unchanged)."""
+    the window groups (sentence ids), the word separator and an extraction ``mode`` other than
+    ``"exact"`` (keys without them are unchanged: the exact mode's batching and sorting give
+    the same features as before within float tolerance)."""
     parts = [model, int(context_words), story, list(map(str, words))]
-    if groups is not None or separator is not None:
+    if groups is not None or separator is not None or mode != "exact":
         parts += [None if groups is None else [str(g) for g in np.asarray(groups).tolist()], separator]
+    if mode != "exact":
+        parts.append({"extraction": mode})
     h = hashlib.sha1(json.dumps(parts).encode())
     return h.hexdigest()[:16]
 
@@ -388,7 +594,10 @@ def model_fingerprint(model, tokenizer=None, extra=None) -> str:
 class TextKind(RepresentationKind):
     """``text``: a transformers text model (registered name, local path or hub name), layer-wise
     contextual word features (:func:`extract_word_features`; ``unit: sentence`` pools them into
-    sentence embeddings downstream). Parameters: ``model``, ``context_words``."""
+    sentence embeddings downstream). Parameters: ``model``, ``context_words``. The embedding
+    option ``extraction`` (:data:`EXTRACTION_MODES`, default ``exact``) picks how windows are run
+    (:func:`extract_word_features`); the strided mode's features differ from the exact mode's (more
+    context) and are cached under their own key."""
 
     name = "text"
     level = "word"
@@ -414,18 +623,24 @@ class TextKind(RepresentationKind):
         separator = embedding.get("word_separator")
         cache = FeatureCache(embedding.get("cache_dir"))
         tok, model = self.load(name, params, resolve_device(embedding.get("device", "auto")), **data)
+        try:
+            mode = resolve_extraction_mode(embedding.get("extraction", "exact") or "exact", model,
+                                           self.shuffle_seed(params))
+        except ValueError as exc:
+            raise ValueError(f"condition {name}: embedding.extraction: {exc}") from None
         fingerprint = model_fingerprint(model, tok, self.fingerprint_extra(params))
-        log.info("condition %s: model fingerprint %s", name, fingerprint)
+        log.info("condition %s: model fingerprint %s, %s extraction", name, fingerprint, mode)
         out: dict[int, dict] = {layer: {} for layer in layers}
         for story, w in words.groupby("story", sort=False):
             w = w.sort_values("word_index")
             wl = w["word"].tolist()
             groups = w["sentence_id"].to_numpy() if scope == "sentence" else None
-            key = feature_key(fingerprint, ctx, str(story), wl, groups=groups, separator=separator)
+            key = feature_key(fingerprint, ctx, str(story), wl, groups=groups, separator=separator, mode=mode)
             feats = cache.fetch(key, layers, lambda: extract_word_features(
                 wl, tok, model, layers, context_words=ctx, batch_size=int(embedding.get("batch_size", 64)),
                 progress=True, desc=f"{name} {story}", groups=groups, separator=separator,
-                shuffle_seed=self.shuffle_seed(params)), what=f"condition {name}: word features of story {story}")
+                shuffle_seed=self.shuffle_seed(params), mode=mode),
+                what=f"condition {name}: word features of story {story}")
             for layer in layers:
                 out[layer][story] = np.asarray(feats[layer], dtype=np.float32)
         return out
