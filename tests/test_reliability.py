@@ -320,6 +320,58 @@ def test_p16(tmp_path):
         read_stimuli(Study(), {"stories": ["b"]})
 
 
+@case("P17 unknown encoding.solver", "error")
+def test_p17():
+    _bad(lambda p: p["encoding"].update(solver="fast"), r"encoding.solver must be one of")
+
+
+@case("P18 unknown embedding.extraction", "error")
+def test_p18():
+    _bad(lambda p: p["embedding"].update(extraction="fast"), r"embedding.extraction must be exact, strided or auto")
+
+
+@case("P19 empty study.subjects", "error")
+def test_p19():
+    _bad(lambda p: p["study"].update(subjects=[]), r"study.subjects must be 'auto' or a non-empty list")
+
+
+@case("P20 task name with '/' in task_tuning.tasks", "error")
+def test_p20():
+    _bad(lambda p: p["task_tuning"].update(tasks=["sst2/../x"]), r"task_tuning.tasks: 'sst2/../x' cannot be used")
+
+
+@case("P21 alpha grid with n = 0", "error")
+def test_p21():
+    _bad(lambda p: p["encoding"].update(alphas={"low": 1.0, "high": 10.0, "n": 0}), r"n >= 1")
+
+
+@case("P22 `--params` with an unclosed bracket on the command line", "error")
+def test_p22():
+    import click
+
+    from brainalign.cli import parse_params
+
+    with pytest.raises(click.BadParameter, match="unbalanced brackets"):
+        parse_params(None, None, "layers=[2,4")
+
+
+@case("P23 study.subjects restricts the grid to the subjects named", "handled")
+def test_p23():
+    from brainalign.pipelines.grid import grid_from_params
+
+    params = _params(lambda p: p["study"].update(simulate=False, reader="alice", root="/nowhere",
+                                                 subjects=["s01", "s03"]))
+    assert grid_from_params(params).subjects == ("s01", "s03")   # no folder listed, only these run
+
+
+@case("S19 word times in milliseconds (they run far past the scan)", "error")
+def test_s19_milliseconds(tmp_path):
+    words = _words(tmp_path, [(500.0 + 2000 * k, 300.0, f"w{k}") for k in range(50)])
+    grids = pd.DataFrame([make_tr_grid("story", 60, 2.0)])
+    with pytest.raises(StimulusError, match="story"):
+        check_words_fit_grid(words, grids, source="bids study")
+
+
 # --------------------------------------------------------------------------- outputs and files
 @case("C01 NPY folder whose index was never written (crash mid-save)", "error")
 def test_c01(tmp_path):
