@@ -288,3 +288,14 @@ def test_text_kind_extraction_option(gpt2_dirs, tmp_path):
     with pytest.raises(ValueError, match="condition bert.*causal"):
         kind.extract("bert", {"model": "all-MiniLM-L6-v2", "context_words": 4}, {**base, "extraction": "strided"},
                      [2], words=words)
+
+
+def test_extraction_is_a_per_condition_override():
+    """A text condition may set its own extraction mode; a kind that does not extract words may not."""
+    from brainalign.core.representations import get_kind
+    from brainalign.core.representations.base import ConditionError
+
+    params = get_kind("text").check("gpt", {"kind": "text", "model": "all-MiniLM-L6-v2", "extraction": "strided"})
+    assert params["extraction"] == "strided"
+    with pytest.raises(ConditionError, match="extraction"):
+        get_kind("lowlevel").check("low", {"kind": "lowlevel", "features": ["word_rate"], "extraction": "strided"})

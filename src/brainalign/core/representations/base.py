@@ -28,7 +28,7 @@ LEVELS = ("word", "tr", "fold")
 #: embedding parameters a condition may override for itself (e.g. predictors that a dataset ships
 #: already convolved with an HRF take ``response_model: none``)
 EMBEDDING_OVERRIDES = ("response_model", "delays", "unit", "word_align", "downsample", "sentence_time",
-                       "lanczos_window", "context_scope", "word_separator", "batch_size")
+                       "lanczos_window", "context_scope", "word_separator", "batch_size", "extraction")
 
 #: columns of ``conditions.csv`` (empty where they do not apply)
 DESCRIPTION_COLUMNS = ["condition", "kind", "base_model", "method", "task", "trainable_fraction", "source",
