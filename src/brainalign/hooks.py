@@ -181,15 +181,14 @@ def summary_metrics(summary) -> dict[str, float]:
     out: dict[str, float] = {}
     if summary is None or not len(summary) or not {"condition", "layer", "roi", "mean_r"} <= set(summary):
         return out
-    for cond, s in summary.groupby("condition", sort=False):
-        by_layer = s.groupby("layer")["mean_r"].mean()
-        if by_layer.isna().all():
-            continue
-        best = by_layer.idxmax()
+    from .core.stats.summaries import best_layers
+
+    for cond, (best, r) in best_layers(summary).items():
         out[f"best_layer.{cond}"] = float(best)
-        out[f"r.{cond}.best_layer.mean"] = float(by_layer.max())
-        if "r_norm" in s:
-            for row in s[s["layer"] == best].itertuples():
+        out[f"r.{cond}.best_layer.mean"] = r
+        if "r_norm" in summary:
+            s = summary[(summary["condition"] == cond) & (summary["layer"] == best)]
+            for row in s.itertuples():
                 out[f"r_norm.{cond}.best_layer.{row.roi}"] = float(row.r_norm)
     for column, prefix in (("mean_noise_ceiling", "noise_ceiling"), ("mean_isc_loso", "isc_loso")):
         if column in summary:

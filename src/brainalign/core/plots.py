@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .stats.summaries import best_layers  # noqa: E402
+
 
 def _n_label(n: pd.Series) -> str:
     """``n = 3`` (or ``n = 2-3`` when the cells have different numbers of subjects)."""
@@ -99,9 +101,10 @@ def roi_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
     width = 0.8 / len(conds)
     x = np.arange(len(rois))
     plotted = pd.DataFrame(index=rois)
+    best_of = best_layers(summary)
     for c, cond in enumerate(conds):
         s = summary[summary["condition"] == cond]
-        best = int(s.groupby("layer")["mean_r"].mean().idxmax())
+        best = best_of[cond][0]
         b = s[s["layer"] == best].set_index("roi").reindex(rois)
         ax.bar(x + c * width, b["mean_r"], width, yerr=b["sem_r"], capsize=2, label=f"{cond}, layer {best} (its best)")
         plotted[cond] = b["mean_r"]

@@ -110,10 +110,8 @@ def grid_from_params(params: dict) -> Grid:
     if simulate:
         subjects = [f"sub-{i:02d}" for i in range(1, int(params["synthetic"]["n_subjects"]) + 1)]
     elif subjects == "auto":
-        from ..io.readers import get_reader
-
         # building pipelines is pure: list folders only, never read a data file or download
-        reader = get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
+        reader = _study_reader(study)
         try:
             subjects, why = reader.subjects(), "it has no subjects"
         except FileNotFoundError as exc:
@@ -137,6 +135,13 @@ def grid_from_params(params: dict) -> Grid:
                 partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning)
 
 
+def _study_reader(study: dict):
+    """The reader of ``study`` (``study`` parameters: reader, root, options); nothing is read yet."""
+    from ..io.readers import get_reader
+
+    return get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
+
+
 def check_study_present(params: dict) -> None:
     """Raise before a run when a real study is missing and nothing will fetch it.
 
@@ -148,10 +153,9 @@ def check_study_present(params: dict) -> None:
     study = params.get("study", {}) or {}
     if study.get("simulate") or study.get("download") or not study.get("reader"):
         return
-    from ..io.readers import get_reader
     from ..io.readers.base import MissingDataError
 
-    reader = get_reader(study["reader"])(study["root"], **(study.get("options") or {}))
+    reader = _study_reader(study)
     try:
         reader.check()
         subjects = reader.subjects()

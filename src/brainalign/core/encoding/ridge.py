@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .folds import Fold, _Splits, inner_splits
 from .metrics import _float64, _mean, pearson_r, r2_score
+from .solvers import SOLVERS, SharedRidgeCV
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +304,6 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
         raise ValueError(f"features hold NaN or inf in {int(bad_x.sum())} columns (first: "
                          f"{np.flatnonzero(bad_x)[:5].tolist()}); check the feature extraction")
     alphas = alpha_grid() if alphas is None else np.asarray(alphas, dtype=np.float64)
-    from .solvers import SOLVERS, SharedRidgeCV
-
     if solver not in SOLVERS:
         raise ValueError(f"unknown encoding solver {solver!r}; choose one of {SOLVERS}")
     if story_of_sample is None:

@@ -75,6 +75,23 @@ def roi_summary(scores: pd.DataFrame, noise_ceiling: pd.DataFrame | None = None)
     return out
 
 
+def best_layers(summary: pd.DataFrame) -> dict:
+    """Each condition's best layer in a ROI summary: the layer with the highest mean over ROIs of
+    ``mean_r`` (the report's, the ROI bar plot's and MLflow's choice).
+
+    Returns
+    -------
+    dict condition -> (layer, mean r over ROIs at that layer), in order of first appearance;
+    conditions whose every layer mean is NaN are left out.
+    """
+    out = {}
+    for cond, s in summary.groupby("condition", sort=False):
+        by_layer = s.groupby("layer")["mean_r"].mean()
+        if not by_layer.isna().all():
+            out[cond] = (int(by_layer.idxmax()), float(by_layer.max()))
+    return out
+
+
 #: what each noise-ceiling method is, for reports (data_prep ``noise_ceiling``)
 CEILING_METHODS = {
     "repeats_mean": "CC_max of the mean over repeated presentations (the scored test story is that mean)",

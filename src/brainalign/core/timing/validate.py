@@ -100,8 +100,8 @@ def validate_words(df: pd.DataFrame, story: str, sort: bool = False,
                 "the model reads; fix the file, or set the reader option sort_words: true to sort "
                 "them by onset")
         log.warning("%s: %d words out of onset order; sorted by onset (sort_words: true)", where, int(back.sum()))
-        df = df.iloc[np.argsort(on, kind="stable")].reset_index(drop=True)
-        on, off = on[np.argsort(on, kind="stable")], df["offset"].to_numpy(float)
+        order = np.argsort(on, kind="stable")
+        df, on, off = df.iloc[order].reset_index(drop=True), on[order], off[order]
     words = df["word"].astype(str).to_numpy()
     dup = (words[1:] == words[:-1]) & (on[1:] == on[:-1]) & (off[1:] == off[:-1])
     if dup.any():
