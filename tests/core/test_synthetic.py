@@ -245,3 +245,33 @@ def test_scan_covers_the_words_plus_tail(tiny_simulated_study, tiny_study_config
     for story, w in st.words.items():
         n = st.bold[("sub-01", story)].shape[-1]
         assert n == int(np.ceil((w["offset"].max() + 20.0) / tiny_study_config["tr"]))
+
+
+def test_planted_property_leaves_every_other_voxel_unchanged(tiny_study_config):
+    """PROP (the upper half of the WM slab) responds to the planted property alone; every other
+    voxel, its noise and drift are the draws of the study without it (own generator)."""
+    cfg = tiny_study_config
+    rng = np.random.default_rng(5)
+    words = {s: S.time_words(t, rng, max_words=150) for s, t in S.story_texts(cfg["stories"]).items()}
+    feats = {s: rng.standard_normal((len(w), 10)) for s, w in words.items()}
+    prop = {s: np.arange(len(w)) % 7.0 for s, w in words.items()}   # e.g. a position in a sentence
+    kw = dict(n_subjects=2, tr=cfg["tr"], volume_shape=cfg["volume_shape"], seed=3, noise_ar=0.5, drift_sd=0.5)
+    plain = S.simulate_study(feats, words, **kw)
+    planted = S.simulate_study(feats, words, property_values=prop, property_name="pos7", **kw)
+    gt0, gt1 = (g[g["subject"] == "sub-01"].reset_index(drop=True) for g in (plain.ground_truth, planted.ground_truth))
+    is_prop = (gt1["roi"] == "PROP").to_numpy()
+    n_wm = int((gt0["roi"] == "WM").sum())
+    assert is_prop.sum() == n_wm - n_wm // 2 and planted.roi_names[-1] == "PROP"
+    assert (gt1.loc[is_prop, "property_share"] == 1).all() and (gt1.loc[~is_prop, "property_share"] == 0).all()
+    np.testing.assert_array_equal(gt0.loc[~is_prop, "expected_r"], gt1.loc[~is_prop, "expected_r"])
+    assert gt0.loc[is_prop, "expected_r"].abs().max() == 0 and gt1.loc[is_prop, "expected_r"].abs().min() > 0.2
+    vox = np.nonzero(plain.mask)
+    assert (planted.labels[vox][is_prop[: len(vox[0])]] == len(planted.roi_names)).all()
+    for key in plain.bold:
+        a, b = plain.bold[key][vox], planted.bold[key][vox]
+        n_vox = len(vox[0])
+        np.testing.assert_array_equal(a[~is_prop[:n_vox]], b[~is_prop[:n_vox]])
+        # the PROP voxels' signal is the HRF-convolved property: correlated with it, not with the words' rate
+        assert not np.allclose(a[is_prop[:n_vox]], b[is_prop[:n_vox]])
+    with pytest.raises(ValueError, match="one finite value per word"):
+        S.simulate_study(feats, words, property_values={s: v[:-1] for s, v in prop.items()}, **kw)

@@ -253,7 +253,9 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
                    n_components: int = 16, seed: int = 0, audio: dict | None = None,
                    sound_window_s: float = 0.05, sound_floor_db: float = -60.0,
                    noise_ar: float = 0.0, drift_sd: float = 0.0,
-                   drift_periods: tuple[float, float] = (128.0, 1024.0)) -> SimulatedStudy:
+                   drift_periods: tuple[float, float] = (128.0, 1024.0),
+                   property_values: dict | None = None, property_name: str = "property",
+                   property_snr: tuple[float, float] = (0.3, 1.5)) -> SimulatedStudy:
     """Simulate BOLD for every subject and story.
 
     Parameters
@@ -273,6 +275,16 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     drift_sd : marginal sd of the slow drift (noise-sd units, >= 0); 0 (default): only the
         linear trend.
     drift_periods : (min, max) period in seconds of the slow-drift cosines.
+    property_values : story -> float array (n_words,), a planted linguistic property of each word
+        (e.g. its position in the sentence), or None (default: nothing planted, the study is drawn
+        exactly as without it). The upper half of the "WM" slab becomes the ROI ``PROP``: its
+        voxels respond only to the property (z-scored over words, Lanczos-downsampled, HRF-
+        convolved; one time course, a random sign per voxel) at an SNR log-uniform in
+        ``property_snr``. Its draws come from a generator of their own, so every other voxel,
+        noise and drift is the same as without it; ground truth column ``property_share``
+        (1 in PROP, else 0) and ``meta['property']`` name it. The removal study's positive
+        control: removing the property from a model's features must lower alignment in PROP
+        and not elsewhere (docs/methods.md, "Property removal").
 
     Returns
     -------
@@ -331,12 +343,29 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     w_low = np.abs(rng.standard_normal((2, n_vox)))
     if audio:  # drawn only with audio, so a study without audio keeps its old draws
         w_low = np.vstack([w_low, np.abs(rng.standard_normal((1, n_vox)))])
+    prop_idx = np.zeros(0, dtype=np.int64)
+    draw_roi = roi_of_vox   # voxel parameters are drawn by the original slabs (same draws with PROP)
+    if property_values is not None:   # the upper half of the WM slab becomes PROP (docstring)
+        missing = [s for s in stories if s not in property_values]
+        if missing:
+            raise ValueError(f"simulate_study: property_values has no values for stories {missing}")
+        for s in stories:
+            if len(property_values[s]) != len(words[s]) or not np.isfinite(property_values[s]).all():
+                raise ValueError(f"simulate_study: story {s}: property_values needs one finite value per word "
+                                 f"({len(words[s])}), got {len(property_values[s])}")
+        wm = np.flatnonzero(roi_of_vox == roi_names.index("WM"))
+        prop_idx = wm[np.argsort(vox[0][wm] + 1e-3 * vox[1][wm], kind="stable")][wm.size // 2:]
+        roi_names = [*roi_names, "PROP"]
+        roi_of_vox = roi_of_vox.copy()
+        roi_of_vox[prop_idx] = len(roi_names) - 1
+        labels = labels.copy()
+        labels[tuple(v[prop_idx] for v in vox)] = len(roi_names)
     share = np.empty(n_vox)
     snr = np.empty(n_vox)
     is_noise = np.zeros(n_vox, bool)
-    for k, name in enumerate(roi_names):
+    for k, name in enumerate(ROI_SPECS):
         (s_lo, s_hi), (n_lo, n_hi), p_noise = ROI_SPECS[name]
-        idx = np.flatnonzero(roi_of_vox == k)
+        idx = np.flatnonzero(draw_roi == k)
         share[idx] = rng.uniform(s_lo, s_hi, idx.size)
         snr[idx] = np.exp(rng.uniform(np.log(max(n_lo, 1e-9)), np.log(max(n_hi, 1e-9)), idx.size))
         is_noise[idx] = rng.random(idx.size) < p_noise
@@ -354,6 +383,25 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     for s in stories:
         signal[s] = (signal[s] - allk.mean(0)) / allk.std(0) * np.sqrt(snr)
 
+    prop_share = np.zeros(n_vox)
+    if prop_idx.size:
+        prop_rng = rng.spawn(1)[0]   # spawning leaves rng's own stream untouched
+        all_v = np.concatenate([property_values[s] for s in stories]).astype(float)
+        mu_v, sd_v = all_v.mean(), all_v.std()
+        if sd_v == 0:
+            raise ValueError(f"simulate_study: property {property_name!r} is constant over the words")
+        psig = {}
+        for story in stories:
+            v = (np.asarray(property_values[story], float) - mu_v) / sd_v
+            psig[story] = hrf_convolve(lanczos_downsample(v[:, None], word_times(words[story]), tr * np.arange(n_trs[story])), tr)[:, 0]
+        allk = np.concatenate([psig[s][keep[s]] for s in stories])
+        lo, hi = np.log(property_snr[0]), np.log(property_snr[1])
+        p_snr = np.exp(prop_rng.uniform(lo, hi, prop_idx.size))
+        sign = prop_rng.choice([-1.0, 1.0], prop_idx.size)
+        for s in stories:
+            z = (psig[s] - allk.mean()) / allk.std()
+            signal[s][:, prop_idx] = z[:, None] * (sign * np.sqrt(p_snr))[None, :]
+        snr[prop_idx], is_noise[prop_idx], share[prop_idx], prop_share[prop_idx] = p_snr, False, 0.0, 1.0
     sound_share = ((1 - share) * w_low[2] ** 2 / (w_low ** 2).sum(0)) if audio else np.zeros(n_vox)
     bold, gt_rows = {}, []
     tids = target_ids(mask)
@@ -379,7 +427,8 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         gt_rows.append(pd.DataFrame({
             "subject": subject, "target": tids, "roi": [roi_names[k] for k in roi_of_vox],
             "expected_r": expected, "snr": snr, "semantic_share": np.where(is_noise, 0.0, share),
-            "sound_power_share": np.where(is_noise, 0.0, sound_share), "is_noise": is_noise}))
+            "sound_power_share": np.where(is_noise | (prop_share > 0), 0.0, sound_share), "is_noise": is_noise,
+            **({"property_share": prop_share} if prop_idx.size else {})}))
     # 3 mm voxels; the box is centred on the left perisylvian cortex in MNI space (-50, -20, 6 mm),
     # where the simulated ROIs' namesakes are, so the brain maps land on the left hemisphere
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
@@ -388,7 +437,8 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
                           ground_truth=pd.concat(gt_rows, ignore_index=True), tr=tr, affine=affine,
                           meta={"n_trs": n_trs, "seed": seed, "n_components": n_components,
                                 "noise_ar": noise_ar, "drift_sd": drift_sd,
-                                "drift_periods": list(drift_periods)},
+                                "drift_periods": list(drift_periods),
+                                **({"property": property_name} if prop_idx.size else {})},
                           audio={s: (np.asarray(audio[s][0], dtype=np.float32), int(audio[s][1])) for s in audio})
 
 

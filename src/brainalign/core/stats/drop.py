@@ -1,0 +1,131 @@
+"""Is model A's alignment really higher than model B's on the same held-out data? A paired
+block-swap permutation test for the drop in r when a property is removed (or any two models
+scored on the same held-out samples).
+
+Both models are fitted with the same folds and predict the same held-out samples. Each fold's
+held-out rows are cut, story by story, into blocks of ``block_len`` consecutive TRs
+(:func:`brainalign.core.stats.bootstrap.fold_blocks`). Under the null hypothesis that the two
+models predict the responses equally well, the labels "A" and "B" of the two predictions of a
+block are exchangeable; one permutation draw swaps the two predictions on a random half of the
+blocks (each block independently with probability 1/2; the same swaps for every target, so the
+correlation between targets is kept and an ROI-level test is valid) and recomputes the score
+table's statistic: per target, the Pearson r of prediction and response in each fold, averaged
+over folds, for "A" and for "B", and their difference ``d = r_A - r_B``. Blocks of TRs, not
+single TRs, are swapped because held-out residuals are autocorrelated.
+
+One-sided p (the alternative: A aligns better, i.e. removal lowers alignment):
+``p = (1 + #{d* >= d}) / (n_perm + 1)``. Per group of targets (an ROI) the statistic is the
+mean of ``d`` over the group's targets, with the same draws.
+
+A draw's r is computed from per-block sums (``sum p``, ``sum p^2``, ``sum y p`` per block and
+model), so each draw costs one (n_perm x n_blocks) @ (n_blocks x n_targets) product per sum and
+fold, not a Pearson per draw. tests/core/test_drop.py checks the statistic against scipy
+``pearsonr`` on explicitly swapped arrays and the calibration of p under the null.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .bootstrap import fold_blocks
+
+
+def _block_sums(y: np.ndarray, p: np.ndarray, blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """(n_blocks, n_targets) sums of p, p^2 and y p over each block's rows."""
+    sp = np.stack([p[b].sum(0) for b in blocks])
+    spp = np.stack([(p[b] * p[b]).sum(0) for b in blocks])
+    syp = np.stack([(y[b] * p[b]).sum(0) for b in blocks])
+    return sp, spp, syp
+
+
+def _r_from_sums(n, sy, syy, sp, spp, syp) -> np.ndarray:
+    cov = syp - sy * sp / n
+    vy = syy - sy * sy / n
+    vp = spp - sp * sp / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(vy * vp)
+    return np.where(np.isfinite(r), r, 0.0)
+
+
+def paired_drop_test(Y, pred_a: np.ndarray, pred_b: np.ndarray, folds: list, story_of_sample: np.ndarray, *,
+                     block_len: int = 10, n_perm: int = 1000, seed: int = 0, groups=None,
+                     target_batch: int = 5000, return_draws: bool = False) -> dict:
+    """Paired block-swap permutation test of ``r_A - r_B`` (module docstring).
+
+    Parameters
+    ----------
+    Y : array-like (n_samples, n_targets), responses (rows indexed by ``folds``' test indices;
+        slicing ``Y[:, a:b]`` must work, e.g. a numpy array or ``StackedRows``).
+    pred_a, pred_b : float arrays (n_samples, n_targets), the held-out predictions of model A
+        (e.g. the original features) and model B (the property removed), each row predicted by
+        the fold that holds it out.
+    folds : list of (train_idx, test_idx) pairs (``folds_from_table``).
+    story_of_sample : (n_samples,) story label of each row (blocks never straddle stories).
+    block_len : TRs per swapped block (>= 1); every fold needs >= 2 blocks.
+    n_perm : permutation draws (> 0).
+    groups : optional (n_targets,) group label of each target (e.g. ROI): adds group-level results.
+    return_draws : also return ``swaps`` (per fold, (n_perm, n_blocks) 0/1), ``blocks`` (per fold,
+        the list of row arrays) and ``null`` ((n_perm, n_targets) the drops of the draws).
+
+    Returns
+    -------
+    dict with ``r_a``, ``r_b``, ``drop`` (= r_a - r_b) and ``p``, each (n_targets,) float64; and,
+    with ``groups``, ``groups``: label -> dict(r_a, r_b, drop, p, n_targets) of the group means.
+    """
+    pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
+    if pred_a.shape != pred_b.shape:
+        raise ValueError(f"paired_drop_test: predictions differ in shape, {pred_a.shape} vs {pred_b.shape}")
+    if int(n_perm) < 1:
+        raise ValueError(f"paired_drop_test: n_perm must be >= 1, got {n_perm}")
+    n_targets = pred_a.shape[1]
+    rng = np.random.default_rng(seed)
+    fold_info = []
+    for k, (_, test) in enumerate(folds):
+        blocks = fold_blocks(np.asarray(test), story_of_sample, block_len)
+        if len(blocks) < 2:
+            raise ValueError(f"paired_drop_test: fold {k} has {len(test)} held-out TRs, fewer than 2 blocks of "
+                             f"{block_len}; lower the block length")
+        swaps = (rng.random((int(n_perm), len(blocks))) < 0.5).astype(np.float64)
+        fold_info.append((blocks, swaps, np.concatenate(blocks)))
+    labels = None if groups is None else np.asarray(groups)
+    uniq = [] if labels is None else list(dict.fromkeys(labels.tolist()))
+    r_a = np.zeros(n_targets)
+    r_b = np.zeros(n_targets)
+    null = np.zeros((int(n_perm), n_targets))
+    for start in range(0, n_targets, int(target_batch)):
+        cols = slice(start, min(n_targets, start + int(target_batch)))
+        Yb = np.asarray(Y[:, cols], dtype=np.float64)
+        A = np.asarray(pred_a[:, cols], dtype=np.float64)
+        B = np.asarray(pred_b[:, cols], dtype=np.float64)
+        for blocks, swaps, rows in fold_info:
+            n = float(len(rows))
+            y = Yb[rows]
+            sy, syy = y.sum(0), (y * y).sum(0)
+            a_sums = _block_sums(Yb, A, blocks)
+            b_sums = _block_sums(Yb, B, blocks)
+            tot_a = [s.sum(0) for s in a_sums]
+            tot_b = [s.sum(0) for s in b_sums]
+            r_a[cols] += _r_from_sums(n, sy, syy, *tot_a)
+            r_b[cols] += _r_from_sums(n, sy, syy, *tot_b)
+            # swapped blocks move B's sums into A and A's into B
+            delta = [swaps @ (sb - sa) for sa, sb in zip(a_sums, b_sums)]
+            ra_star = _r_from_sums(n, sy, syy, *[t + d for t, d in zip(tot_a, delta)])
+            rb_star = _r_from_sums(n, sy, syy, *[t - d for t, d in zip(tot_b, delta)])
+            null[:, cols] += ra_star - rb_star
+    n_folds = len(folds)
+    r_a /= n_folds
+    r_b /= n_folds
+    null /= n_folds
+    drop = r_a - r_b
+    p = (1 + (null >= drop[None, :] - 1e-12).sum(0)) / (int(n_perm) + 1)
+    out = {"r_a": r_a, "r_b": r_b, "drop": drop, "p": p}
+    if return_draws:
+        out.update(swaps=[f[1] for f in fold_info], blocks=[f[0] for f in fold_info], null=null)
+    if labels is not None:
+        out["groups"] = {}
+        for g in uniq:
+            m = labels == g
+            d = float(drop[m].mean())
+            out["groups"][g] = {"r_a": float(r_a[m].mean()), "r_b": float(r_b[m].mean()), "drop": d,
+                                "p": float((1 + (null[:, m].mean(1) >= d - 1e-12).sum()) / (int(n_perm) + 1)),
+                                "n_targets": int(m.sum())}
+    return out
