@@ -256,3 +256,58 @@ def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, sto
                  f"{stop - start:.0f} s shown)")
     fig.tight_layout()
     return fig
+
+
+def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Property removal: one heat map per ROI of the drop in mean r (rows: property x method,
+    columns: layer; the group rows of ``removal_drop`` when there are any, else the mean over
+    subjects), starred where q < 0.05; and a last panel with each property's probe accuracy
+    above the majority baseline by layer (original features, solid; removed, dashed)."""
+    d = drops[drops["subject"] == "group"] if (drops["subject"] == "group").any() else drops
+    d = d.groupby(["property", "method", "layer", "roi"], sort=False).agg(drop=("drop", "mean"), q=("q", "min"))
+    d = d.reset_index()
+    rois = list(dict.fromkeys(d["roi"].tolist()))
+    n = len(rois) + 1
+    ncol = min(4, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.9 * nrow), squeeze=False)
+    flat = axes.ravel()
+    lim = float(np.nanmax(np.abs(d["drop"]))) if len(d) else 1.0
+    lim = lim if lim > 0 else 1.0
+    im = None
+    for ax, roi in zip(flat, rois):
+        g = d[d["roi"] == roi]
+        rows = list(dict.fromkeys(zip(g["property"], g["method"])))
+        layers = sorted(g["layer"].unique())
+        M = np.full((len(rows), len(layers)), np.nan)
+        Q = np.full_like(M, np.nan)
+        for r in g.itertuples():
+            i, j = rows.index((r.property, r.method)), layers.index(r.layer)
+            M[i, j], Q[i, j] = r.drop, r.q
+        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        for i in range(M.shape[0]):
+            for j in range(M.shape[1]):
+                if np.isfinite(M[i, j]):
+                    star = "*" if np.isfinite(Q[i, j]) and Q[i, j] < 0.05 else ""
+                    ax.text(j, i, f"{M[i, j]:+.3f}{star}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(layers)), [str(k) for k in layers])
+        ax.set_yticks(range(len(rows)), [f"{p}\n{m}" for p, m in rows], fontsize=7)
+        ax.set_xlabel("layer")
+        ax.set_title(str(roi), fontsize=9)
+    ax = flat[len(rois)]
+    if probes is not None and len(probes):
+        for (prop, feat), g in probes.groupby(["property", "features"], sort=False):
+            g = g.sort_values("layer")
+            ax.plot(g["layer"], g["above_baseline"], marker="o", ls="-" if feat == "original" else "--",
+                    label=f"{prop} ({feat})")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.legend(fontsize=6)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("probe accuracy - majority")
+    ax.set_title("linear probes (held-out words)", fontsize=9)
+    for extra in flat[len(rois) + 1:]:
+        extra.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=list(flat[:len(rois)]), shrink=0.8, label="drop in r")
+    fig.suptitle(title, fontsize=10)
+    return fig

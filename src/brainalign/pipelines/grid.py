@@ -74,6 +74,8 @@ class Grid:
     partition: tuple[tuple[str, str, int], ...] = ()
     #: task-tuning cells (condition, task, method), empty when off
     tuning: tuple[tuple[str, str, str], ...] = ()
+    #: property-removal conditions (condition, source, property, method), empty when off
+    removal: tuple[tuple[str, str, str, str], ...] = ()
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -128,11 +130,13 @@ def grid_from_params(params: dict) -> Grid:
             raise ValueError(f"subject id {s!r} has characters other than letters, digits, _ and -")
     tuning = tuning_cells(params.get("task_tuning") or {})
     specs = condition_specs(params)
+    removal = removal_cells(params.get("removal") or {})
     return Grid(tuple(subjects), tuple(s.name for s in specs), tuple(int(x) for x in params.get("layers", [])),
                 simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
                 bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")), tuple(specs),
                 download=bool(study.get("download")) and not simulate,
-                partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning)
+                partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning,
+                removal=removal)
 
 
 def _study_reader(study: dict):
@@ -197,6 +201,53 @@ def tuned_conditions(params: dict) -> dict:
                    "task": task, **extra} for cond, task, method in tuning_cells(tt)}
 
 
+def removal_name(source: str, prop: str, method: str) -> str:
+    """The condition a removal makes: ``<source>-removed-<property>-<method>``."""
+    return f"{source}-removed-{prop}-{method}"
+
+
+def removal_cells(params: dict) -> tuple[tuple[str, str, str, str], ...]:
+    """(condition, source, property, method) for every property x method of ``removal`` when it is
+    enabled; names checked against the annotator and removal-method registries (reads no file)."""
+    if not params.get("enabled"):
+        return ()
+    from ..core.removal.annotators import ANNOTATORS
+    from ..core.removal.methods import REMOVERS
+
+    props, methods = list(params.get("properties") or []), list(params.get("methods") or [])
+    unknown = [p for p in props if p not in ANNOTATORS] + [m for m in methods if m not in REMOVERS]
+    if unknown:
+        raise ValueError(f"removal: unknown properties or methods {unknown} (properties: {sorted(ANNOTATORS)}; "
+                         f"methods: {sorted(REMOVERS)})")
+    if not props or not methods or not params.get("source"):
+        raise ValueError("removal is enabled but removal.source, removal.properties or removal.methods is empty")
+    sources = params["source"] if isinstance(params["source"], (list, tuple)) else [params["source"]]
+    return tuple((removal_name(src, p, m), str(src), p, m) for src in sources for p in props for m in methods)
+
+
+def removal_probe_cells(grid: "Grid") -> list[tuple[str, int]]:
+    """(source, layer) pairs probed for every removal property: each source at its removal
+    conditions' layers."""
+    out = []
+    for c, src, *_ in grid.removal:
+        out += [(src, k) for k in grid.layers_of(c) if (src, k) not in out]
+    return out
+
+
+def removal_conditions(params: dict) -> dict:
+    """The ``derived`` conditions of ``removal`` (one per source x property x method), at
+    ``removal.layers`` (null: the source's layers)."""
+    rm = params.get("removal") or {}
+    out = {}
+    for cond, src, prop, method in removal_cells(rm):
+        tp = {**dict((rm.get("method_params") or {}).get(method) or {}), "n_bins": int(rm.get("n_bins", 5))}
+        spec = {"kind": "derived", "source": src, "transform": method, "property": prop, "transform_params": tp}
+        if rm.get("layers") is not None:
+            spec["layers"] = [int(x) for x in rm["layers"]]
+        out[cond] = spec
+    return out
+
+
 def partition_bands(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str, str, int], ...]:
     """The bands of ``variance_partition`` (``{enabled, bands: [{name, condition, layer}, ...]}``, a
     list so that an env replaces the bands rather than merging them) as (name, condition, layer),
@@ -240,6 +291,10 @@ def condition_specs(params: dict) -> list[ConditionSpec]:
     for name, spec in tuned_conditions(params).items():
         if conditions.get(name) is not None:
             raise ValueError(f"condition {name!r} is both in conditions and a task_tuning cell; rename one")
+        conditions[name] = spec
+    for name, spec in removal_conditions(params).items():
+        if conditions.get(name) is not None:
+            raise ValueError(f"condition {name!r} is both in conditions and a removal condition; rename one")
         conditions[name] = spec
     parsed = parse_conditions(conditions)
     for c in parsed:

@@ -53,6 +53,13 @@ def parse_conditions(conditions: dict | None) -> dict[str, tuple[RepresentationK
             if other is not None and other not in out:
                 raise ConditionError(f"condition {name!r}: {ref} {other!r} is not a condition (conditions: "
                                      f"{sorted(out)})")
+    for name, (kind, params) in out.items():   # a property is removed from word features
+        if kind.name == "derived" and params.get("property"):
+            src_kind, src_params = out[params["source"]]
+            if src_kind.level_of(src_params) != "word":
+                raise ConditionError(f"condition {name!r}: property removal works on word features, but its source "
+                                     f"{params['source']!r} (kind {src_kind.name}) has {src_kind.level_of(src_params)}-"
+                                     f"level features; remove properties from a text, control or tuned condition")
     for name in out:  # no cycles among derived conditions
         seen, cur = {name}, name
         while out[cur][0].name == "derived":

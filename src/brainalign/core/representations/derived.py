@@ -20,8 +20,14 @@ A transform (:data:`TRANSFORMS`, name -> class) has ``fit(X, context)`` and ``tr
 
 Built in: ``residual`` - the least-squares projection of X onto the ``against`` features (with
 an intercept), fitted on the training rows, is subtracted from every row: what the source
-represents beyond, e.g., the low-level features. Property removal (residual on linguistic
-annotations, INLP) adds transforms here.
+represents beyond, e.g., the low-level features.
+
+Property removal (``property: <name>``): the transform is a removal method of
+:data:`brainalign.core.removal.methods.REMOVERS` (``residual``, ``inlp``) and works on the
+source's *word* features with the word's annotation (the ``annotations`` dataset): fitted per
+outer fold on the words whose TR is a training sample of that fold, applied to every word, then
+resampled to TRs as the source is (:func:`brainalign.core.removal.apply.remove_property_per_fold`).
+The source must be a word-level condition (text, control, tuned).
 """
 from __future__ import annotations
 
@@ -164,12 +170,27 @@ class DerivedKind(RepresentationKind):
 
     name = "derived"
     level = "fold"
-    keys = ("source", "transform", "against", "against_layer", "transform_params")
+    keys = ("source", "transform", "against", "against_layer", "transform_params", "property")
     overrides = ()   # its features are the source's TR features, already delayed
     required = ("source", "transform")
 
     def check(self, name: str, params: dict) -> dict:
         params = super().check(name, params)
+        if params.get("property"):
+            from ..removal.annotators import ANNOTATORS
+            from ..removal.methods import REMOVERS
+
+            if params["transform"] not in REMOVERS:
+                raise ConditionError(f"condition {name!r}: removing property {params['property']!r} needs a removal "
+                                     f"method as transform; registered: {sorted(REMOVERS)}")
+            if params["property"] not in ANNOTATORS:
+                raise ConditionError(f"condition {name!r}: unknown property {params['property']!r}; registered: "
+                                     f"{sorted(ANNOTATORS)}")
+            if params.get("against"):
+                raise ConditionError(f"condition {name!r}: a property removal takes no 'against' condition")
+            if params["source"] == name:
+                raise ConditionError(f"condition {name!r} cannot be derived from itself")
+            return params
         if params["transform"] not in TRANSFORMS:
             raise ConditionError(f"condition {name!r}: unknown transform {params['transform']!r}; registered: "
                                  f"{sorted(TRANSFORMS)}")
@@ -181,10 +202,17 @@ class DerivedKind(RepresentationKind):
         return params
 
     def inputs(self, name: str, params: dict) -> list[str]:
-        # per layer the embedding pipeline adds the source's (and against's) TR features
+        # per layer the embedding pipeline adds the source's (and against's) TR features, or for a
+        # property removal the source's word features
+        if params.get("property"):
+            return ["folds", "tr_grids", "words", "annotations"]
         return ["folds", "tr_grids"]
 
     def describe(self, name: str, params: dict) -> dict:
+        if params.get("property"):
+            return {"condition": name, "kind": self.name, "source": params["source"], "transform": params["transform"],
+                    "method": f"removed-{params['transform']}", "task": params["property"],
+                    "details": f"removed-{params['property']}"}
         details = f"against {params['against']}" if params.get("against") else ""
         return {"condition": name, "kind": self.name, "source": params["source"],
                 "transform": params["transform"], "method": f"derived-{params['transform']}", "details": details}

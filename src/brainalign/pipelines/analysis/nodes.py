@@ -387,3 +387,93 @@ def pycortex_flatmap(scores: pd.DataFrame, params: dict, dataset: str, *targets_
                                     targets.loc[per_target.index].reset_index())
     log.info("pycortex flatmap of %s on %s/%s (%d targets)", what, cfg["subject"], cfg["xfm"], len(per_target))
     return brainmaps.flatmap(vol, cfg["subject"], cfg["xfm"], f"{dataset}: {what}")
+
+
+REMOVAL_COLUMNS = ["subject", "condition", "base_condition", "property", "method", "layer", "roi", "r_base",
+                   "r_removed", "drop", "p", "q", "n_targets", "share_targets_q05", "test"]
+
+
+def removal_drop_table(*data, n_drops: int) -> pd.DataFrame:
+    """``removal_drop.csv``: the drop in alignment per removal condition, layer and ROI.
+
+    ``data``: the ``n_drops`` per-cell drop tables (one row per target), then the group-test
+    parameters. Rows per subject: the ROI's mean r with and without the property, the drop and
+    its one-sided p from the paired block-swap test (``test = block_swap``), the share of the
+    ROI's targets with per-target q < 0.05; q is BH over all subject rows of the table. Rows with
+    ``subject = group``: the subjects' mean, and a two-sided sign-flip test of the subjects' drops
+    (``test = sign_flip``; needs 3 subjects; with n subjects the smallest p is 2 / 2^n), BH over
+    the group rows.
+    """
+    from ...core.stats.group import MIN_SUBJECTS, bh_fdr, paired_test
+
+    cells, params = data[:n_drops], (data[n_drops] if len(data) > n_drops else None) or {}
+    cells = [c for c in cells if c is not None and len(c)]
+    if not cells:
+        return pd.DataFrame(columns=REMOVAL_COLUMNS)
+    t = pd.concat(cells, ignore_index=True)
+    keys = ["condition", "base_condition", "property", "method", "layer", "roi"]
+    sub = (t.groupby(["subject", *keys], sort=False)
+           .agg(r_base=("r_base", "mean"), r_removed=("r_removed", "mean"), drop=("roi_drop", "first"),
+                p=("roi_p", "first"), n_targets=("target", "size"),
+                share_targets_q05=("q", lambda q: float((q < 0.05).mean())))
+           .reset_index())
+    sub["q"] = bh_fdr(sub["p"].to_numpy())
+    sub["test"] = "block_swap"
+    group_rows = []
+    for key, g in sub.groupby(keys, sort=False):
+        row = dict(zip(keys, key), subject="group", r_base=g["r_base"].mean(), r_removed=g["r_removed"].mean(),
+                   drop=g["drop"].mean(), n_targets=int(g["n_targets"].sum()),
+                   share_targets_q05=float(np.average(g["share_targets_q05"], weights=g["n_targets"])),
+                   p=np.nan, test="sign_flip")
+        if len(g) >= MIN_SUBJECTS:
+            res = paired_test(g["r_base"].to_numpy(), g["r_removed"].to_numpy(),
+                              n_perm=int(params.get("n_perm", 10000)), seed=int(params.get("seed", 0)))
+            row["p"] = res["p_signflip"]
+        group_rows.append(row)
+    grp = pd.DataFrame(group_rows)
+    ok = grp["p"].notna()
+    grp["q"] = np.nan
+    if ok.any():
+        grp.loc[ok, "q"] = bh_fdr(grp.loc[ok, "p"].to_numpy())
+    if (~ok).any():
+        log.warning("removal_drop: fewer than %d subjects, no across-subject test (the per-subject block-swap "
+                    "tests are in the table)", MIN_SUBJECTS)
+    return pd.concat([sub, grp], ignore_index=True)[REMOVAL_COLUMNS]
+
+
+PROBE_COLUMNS = ["condition", "layer", "property", "features", "accuracy", "baseline", "above_baseline", "n_folds",
+                 "accuracy_before"]
+
+
+def probe_table(*data, n_probes: int) -> pd.DataFrame:
+    """``probe_accuracy.csv``: per source layer and property, the cross-validated probe accuracy
+    of the original word features (``features = original``) and, per removal method, of a fresh
+    probe on the removed features of the held-out words (``features = removed-<method>``;
+    ``accuracy_before``: the same probe on the original features of the same words), each beside
+    its majority baseline, averaged over the outer folds."""
+    probes, summaries = data[:n_probes], data[n_probes:]
+    rows = []
+    for t in probes:
+        if t is None or not len(t):
+            continue
+        for (c, k, prop, feat), g in t.groupby(["condition", "layer", "property", "features"], sort=False):
+            rows.append({"condition": c, "layer": int(k), "property": prop, "features": feat,
+                         "accuracy": g["accuracy"].mean(), "baseline": g["baseline"].mean(), "n_folds": len(g),
+                         "accuracy_before": np.nan})
+    for s in summaries:
+        folds = [f for f in (s or {}).get("folds", []) if "heldout_accuracy" in f]
+        if not folds:
+            continue
+        rows.append({"condition": s["source"], "layer": int(s["layer"]), "property": s["property"],
+                     "features": f"removed-{s['method']}",
+                     "accuracy": float(np.mean([f["heldout_accuracy"] for f in folds])),
+                     "baseline": float(np.mean([f["heldout_baseline"] for f in folds])), "n_folds": len(folds),
+                     "accuracy_before": float(np.mean([f["heldout_accuracy_before"] for f in folds]))})
+    out = pd.DataFrame(rows, columns=[c for c in PROBE_COLUMNS if c != "above_baseline"])
+    out["above_baseline"] = out["accuracy"] - out["baseline"]
+    return out[PROBE_COLUMNS]
+
+
+def removal_plot(drops: pd.DataFrame, probes: pd.DataFrame, dataset: str):
+    return plots.removal_heatmap(drops, probes, f"{dataset}: drop in mean r when a property is removed "
+                                                "(r_base - r_removed; * q < 0.05)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from ..encoding.pipeline import cell_namespace
-from ..grid import Grid, bind
+from ..grid import Grid, bind, removal_probe_cells
 from . import nodes
 
 
@@ -30,12 +30,24 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                       name="partition_summary"),
                  node(nodes.partition_plot, ["partition_summary", "params:dataset"], "partition_plot",
                       name="plot_partition")]
+    if grid.removal:   # property removal: drop table with tests, probes, heat map
+        drops = [f"{cell_namespace(s, c, k)}.removal_drop" for s in grid.subjects for c, *_ in grid.removal
+                 for k in grid.layers_of(c)]
+        summaries = [f"{c}.{Grid.layer_name(k)}.removal_summary" for c, *_ in grid.removal for k in grid.layers_of(c)]
+        probes = [f"{src}.{Grid.layer_name(k)}.probes" for src, k in removal_probe_cells(grid)]
+        maps += [node(bind(nodes.removal_drop_table, n_drops=len(drops)),
+                      [*drops, "params:group_tests"], "removal_drop", name="removal_drop"),
+                 node(bind(nodes.probe_table, n_probes=len(probes)), [*probes, *summaries], "probe_accuracy",
+                      name="probe_accuracy"),
+                 node(nodes.removal_plot, ["removal_drop", "probe_accuracy", "params:dataset"], "removal_plot",
+                      name="plot_removal")]
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),
         node(nodes.subject_intervals_table, "encoding_scores", "subject_intervals", name="subject_intervals"),
         node(bind(nodes.conditions_table, tuned=[s.name for s in tuned],
-                  made={s.name: dict(s.params) for s in tuned if s.name in {c for c, _, _ in grid.tuning}}),
+                  made={s.name: dict(s.params) for s in grid.specs
+                        if s.name in {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal}}),
              ["params:conditions", *[s.params["model_dataset"] for s in tuned]], "conditions_table",
              name="conditions_table"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",

@@ -56,6 +56,12 @@ def simulate(synthetic: dict, study_params: dict):
              for s, w in words.items()}
     # noise model (core/synthetic/study.py): AR(1) noise and slow drift; absent keys: white noise
     noise = {k: synthetic[k] for k in ("noise_ar", "drift_sd", "drift_periods") if synthetic.get(k) is not None}
+    planted = synthetic.get("planted_property")
+    if planted:   # the removal study's positive control: a PROP region responding to a word property
+        noise.update(property_values=planted_property_values(words, str(planted),
+                                                             float(study_params.get("sentence_pause", 0.5))),
+                     property_name=str(planted),
+                     property_snr=tuple(float(x) for x in synthetic.get("property_snr", (0.3, 1.5))))
     study = simulate_study(feats, words, n_subjects=int(synthetic["n_subjects"]),
                            tr=float(synthetic["tr"]), volume_shape=tuple(synthetic["volume_shape"]),
                            trim_start=int(study_params.get("trim_start", 0)),
@@ -64,6 +70,64 @@ def simulate(synthetic: dict, study_params: dict):
     log.info("simulated %d subjects x %d stories, %d voxels", synthetic["n_subjects"], len(words),
              int(study.mask.sum()))
     return study
+
+
+def planted_property_values(words: dict, prop: str, sentence_pause: float = 0.5) -> dict:
+    """story -> float array (n_words,): a text-only property of each word, computed by the
+    annotator that the removal study uses on the words table data_prep will build (same sentence
+    ids), so the planted and the removed property are the same numbers."""
+    from ...core.removal.annotators import ANNOTATORS, AnnotationResources, annotate
+
+    spec = ANNOTATORS.get(prop)
+    if spec is None or spec.kind != "numeric" or spec.needs:
+        ok = sorted(n for n, a in ANNOTATORS.items() if a.kind == "numeric" and not a.needs)
+        raise ValueError(f"synthetic.planted_property {prop!r}: plant a numeric property computed from text alone; "
+                         f"one of {ok}")
+    table = build_words_table(words, sentence_pause)
+    ann = annotate(table, [prop], AnnotationResources(dataset="simulated"))
+    return {s: ann.loc[table["story"] == s, prop].to_numpy(float) for s in words}
+
+
+def annotate_words(words: pd.DataFrame, removal: dict, dataset: str) -> pd.DataFrame:
+    """The ``annotations`` table (story, word_index, one column per ``removal.properties``) from
+    the words table (core.removal.annotators). Tags for tag-based properties come from a tagger
+    trained on the Penn Treebank sample (``removal.treebank``), trees from ``removal.trees``; a
+    property the data cannot give is an error that says what is missing."""
+    from ...core.removal.annotators import ANNOTATORS, AnnotationResources, annotate
+
+    props = list(removal.get("properties") or [])
+    needs = {n for p in props if p in ANNOTATORS for n in ANNOTATORS[p].needs}
+    resources = AnnotationResources(dataset=dataset)
+    if "tags" in needs or "trees" in needs:
+        from ...core.removal.tagger import load_tagger
+
+        resources.tagger = load_tagger(treebank_path(removal.get("treebank")),
+                                       cache_dir=removal.get("cache_dir"), seed=int(removal.get("seed", 0)))
+    if removal.get("trees"):
+        from ...core.removal.annotators import read_trees
+
+        resources.trees = read_trees(removal["trees"], words)
+    out = annotate(words, props, resources)
+    log.info("annotated %d words with %s", len(out), ", ".join(props))
+    return out
+
+
+def treebank_path(path: str | None) -> str:
+    """``removal.treebank``, else $BRAINALIGN_NLU_DIR/nltk_data/treebank.zip, else
+    ../shared/data/nlu/nltk_data/treebank.zip; an error naming them when none exists."""
+    import os
+    from pathlib import Path
+
+    tried = [Path(path)] if path else []
+    if os.environ.get("BRAINALIGN_NLU_DIR"):
+        tried.append(Path(os.environ["BRAINALIGN_NLU_DIR"]) / "nltk_data" / "treebank.zip")
+    tried.append(Path("..") / "shared" / "data" / "nlu" / "nltk_data" / "treebank.zip")
+    for p in tried:
+        if p.exists():
+            return str(p)
+    raise FileNotFoundError(f"the part-of-speech tagger is trained on NLTK's Penn Treebank sample, not found at "
+                            f"{[str(p) for p in tried]}; set removal.treebank to treebank.zip (with internet: "
+                            f"python -m nltk.downloader treebank, then ~/nltk_data/corpora/treebank.zip)")
 
 
 def read_stimuli(study, params: dict, *after) -> tuple[pd.DataFrame, pd.DataFrame]:

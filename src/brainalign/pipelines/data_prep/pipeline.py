@@ -46,6 +46,9 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         names = sorted({n for s in grid.specs if "stimulus_predictors" in s.inputs for n in s.params["predictors"]})
         common.append(node(bind(nodes.read_predictors, names=names), ["raw_study", "tr_grids"], "stimulus_predictors",
                            name="read_predictors"))
+    if grid.needs("annotations"):   # property removal: linguistic properties of each word
+        common.append(node(nodes.annotate_words, ["words", "params:removal", "params:dataset"], "annotations",
+                           name="annotate_words"))
     if grid.brain_maps:  # the voxel grid the analysis stage draws on (it never reads raw_study)
         common.append(node(nodes.reference_image, ["raw_study", *after], "reference_image",
                            name="reference_image"))

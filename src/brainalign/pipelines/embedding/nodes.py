@@ -61,6 +61,76 @@ def to_tr_grid(stimulus_features: dict, words: pd.DataFrame, grids: pd.DataFrame
                                 downsample=params.get("downsample", "lanczos"))
 
 
+def remove_property(word_features: dict, words: pd.DataFrame, annotations: pd.DataFrame, folds: pd.DataFrame,
+                    grids: pd.DataFrame, embedding: dict, *, name: str, params: dict,
+                    source_params: dict, layer: int = -1) -> tuple[dict, dict]:
+    """A property removed from the source's word features, fitted per outer fold on the training
+    words only (the fold rule), then resampled to TRs as the source is.
+
+    Returns
+    -------
+    (``"<fold>/<story>"`` -> float32 (n_trs, n_features), summary: {"folds": [per-fold fit and
+    held-out probe, ...]})"""
+    from ...core.removal.apply import remove_property_per_fold
+
+    eff = _effective(embedding, source_params)
+
+    def to_trs(feats: dict) -> dict:
+        return to_tr_grid(feats, words, grids, eff)
+
+    feats = remove_property_per_fold(params["transform"], word_features, words, annotations, params["property"],
+                                     grids, folds, to_trs, method_params=params.get("transform_params"),
+                                     align=eff.get("word_align", "midpoint"), condition=name)
+    summary = {"condition": name, "source": params["source"], "property": params["property"], "layer": int(layer),
+               "method": params["transform"], "folds": [_jsonable(feats.summaries[f]) for f in sorted(feats.summaries)]}
+    return feats, summary
+
+
+def probe_properties(word_features: dict, words: pd.DataFrame, annotations: pd.DataFrame, folds: pd.DataFrame,
+                     grids: pd.DataFrame, embedding: dict, removal: dict, *, condition: str, layer: int,
+                     properties: list[str]) -> pd.DataFrame:
+    """Linear probes of each property from one layer's word features, cross-validated with the
+    encoding's outer folds (a fold's probe is trained on the words of its training TRs and
+    tested on the words of its held-out TRs).
+
+    Returns
+    -------
+    DataFrame: condition, layer, property, features ("original"), fold, accuracy, baseline
+    (majority class of the training words), n_train, n_test, n_classes."""
+    from ...core.removal.annotators import ANNOTATORS
+    from ...core.removal.apply import property_values, word_samples
+    from ...core.removal.probes import probe_accuracy
+
+    stories = grids["story"].tolist()
+    order = {s: k for k, s in enumerate(stories)}
+    w = words[words["story"].isin(stories)]
+    w = w.assign(_o=w["story"].map(order)).sort_values(["_o", "word_index"], kind="stable").drop(columns="_o")
+    w = w.reset_index(drop=True)
+    X = np.concatenate([np.asarray(word_features[s]) for s in stories])
+    sample = word_samples(w, grids, embedding.get("word_align", "midpoint"))
+    fold_rows = []
+    for f, rows in folds.groupby("fold", sort=True):
+        tr = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "train", "sample"].to_numpy()))
+        te = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "test", "sample"].to_numpy()))
+        fold_rows.append((tr, te))
+    out = []
+    for prop in properties:
+        values = property_values(annotations, w, prop, condition)
+        res = probe_accuracy(X, values, fold_rows, kind=ANNOTATORS[prop].kind, n_bins=int(removal.get("n_bins", 5)),
+                             name=prop, context=f"{condition} layer {layer}")
+        for f, (tr, te) in enumerate(fold_rows):
+            out.append({"condition": condition, "layer": int(layer), "property": prop, "features": "original",
+                        "fold": f, "accuracy": float(res.fold_accuracy[f]), "baseline": float(res.fold_baseline[f]),
+                        "n_train": len(tr), "n_test": len(te), "n_classes": int(res.n_classes)})
+        log.info("%s layer %d: probe of %s %.3f (majority %.3f)", condition, layer, prop, res.accuracy, res.baseline)
+    return pd.DataFrame(out)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in d.items()}
+
+
 def derive_features(source: dict, folds: pd.DataFrame, grids: pd.DataFrame, against: dict | None = None, *,
                     name: str, params: dict) -> dict:
     """A derived condition's TR features, fitted on each outer fold's training samples only (the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from ..grid import Grid, bind
+from ..grid import Grid, bind, removal_probe_cells
 from . import nodes
 
 
@@ -34,12 +34,23 @@ def condition_template(spec, layers: list[int], bound: dict | None = None) -> Pi
     return Pipeline([extract, *per_layer])
 
 
-def derived_nodes(spec) -> list:
-    """Per layer: the source's TR features (and the ``against`` condition's) -> per-fold TR features."""
+def derived_nodes(spec, grid: Grid | None = None) -> list:
+    """Per layer: the source's TR features (and the ``against`` condition's) -> per-fold TR
+    features; for a property removal the source's word features, the words and their annotations."""
     p = spec.params
     out = []
     for k in spec.layers:
         lname = Grid.layer_name(k)
+        if p.get("property"):
+            source = grid.spec(p["source"]) if grid is not None else None
+            out.append(node(bind(nodes.remove_property, name=spec.name, params=dict(p), layer=k,
+                                 source_params=dict(source.params) if source is not None else {}),
+                            [f"{p['source']}.{lname}_stimulus_features", "words", "annotations", "folds", "tr_grids",
+                             "params:embedding"],
+                            [f"{spec.name}.{lname}.tr_features", f"{spec.name}.{lname}.removal_summary"],
+                            name="remove_property",
+                            namespace=f"{spec.name}.{lname}"))
+            continue
         inputs = [f"{p['source']}.{lname}.tr_features", "folds", "tr_grids"]
         if p.get("against"):
             inputs.append(f"{p['against']}.{Grid.layer_name(p['against_layer'])}.tr_features")
@@ -55,11 +66,18 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     for c in grid.conditions:
         spec = grid.spec(c)
         if spec.level == "fold":
-            parts += derived_nodes(spec)
+            parts += derived_nodes(spec, grid)
             continue
         made = c in {cond for cond, _, _ in grid.tuning}   # a task_tuning condition
         parts.append(pipeline(condition_template(spec, list(spec.layers), dict(spec.params) if made else None),
                               namespace=c, inputs={"words", "tr_grids", *spec.inputs},
                               parameters={"params:condition": "params:task_tuning" if made else f"params:conditions.{c}",
                                           "params:embedding": "params:embedding"}))
+    props = sorted({p for _, _, p, _ in grid.removal})
+    for src, k in removal_probe_cells(grid):   # linear probes of every removal property at the source's layers
+        lname = Grid.layer_name(k)
+        parts.append(node(bind(nodes.probe_properties, condition=src, layer=k, properties=props),
+                          [f"{src}.{lname}_stimulus_features", "words", "annotations", "folds", "tr_grids",
+                           "params:embedding", "params:removal"], f"{src}.{lname}.probes", name="probe_properties",
+                          namespace=f"{src}.{lname}"))
     return Pipeline(parts, tags="embedding")

@@ -115,6 +115,59 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     return out
 
 
+DROP_COLUMNS = ["subject", "condition", "base_condition", "property", "method", "layer", "target", "roi", "r_base",
+                "r_removed", "drop", "p", "q", "roi_drop", "roi_p"]
+
+
+def fit_removal_drop(responses: dict, targets: pd.DataFrame, base: dict, removed: dict, folds: pd.DataFrame,
+                     grids: pd.DataFrame, params: dict, removal: dict, *, subject: str, condition: str, source: str,
+                     prop: str, method: str, layer: int) -> pd.DataFrame:
+    """The drop in alignment when ``prop`` is removed: the source's features and the removed ones
+    (fitted per fold) are encoded with the same folds and ridge settings, and the held-out
+    predictions compared by the paired block-swap permutation test (core.stats.drop), per target
+    and per ROI (mean over the ROI's targets, the same draws).
+
+    Returns
+    -------
+    One row per target (:data:`DROP_COLUMNS`): r_base, r_removed (fold-mean r, as the score
+    table), drop = r_base - r_removed, one-sided p (removal lowers alignment), q (BH over the
+    cell's targets), roi_drop and roi_p (the target's ROI)."""
+    from ...core.stats.drop import paired_drop_test
+
+    if len(targets) == 0:
+        return pd.DataFrame(columns=DROP_COLUMNS)
+    stories = grids["story"].tolist()
+    fold_list = folds_from_table(folds)
+    story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
+    named = np.asarray(stories, dtype=object)[story_of_sample]
+    Y = StackedRows([responses[s] for s in stories], stories)
+    a = params.get("alphas", {})
+    kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
+                  n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
+                  backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
+                  dtype=params.get("dtype", "float32"), solver=params.get("solver", "himalaya"),
+                  return_predictions=True)
+    X_base = np.concatenate([np.asarray(base[s]) for s in stories])
+    res_base = cross_validated_encoding(X_base, Y, fold_list, story_of_sample, **kwargs)
+    by_fold = _FoldMatrices(removed, stories, len(fold_list))
+    res_rm = cross_validated_encoding(by_fold[0], Y, fold_list, story_of_sample, fold_features=by_fold, **kwargs)
+    test = removal.get("drop_test") or {}
+    out = paired_drop_test(Y, res_base.predictions, res_rm.predictions, fold_list, named,
+                           block_len=int(test.get("block_len", 10)), n_perm=int(test.get("n_perm", 1000)),
+                           seed=_subject_seed(int(test.get("seed", 0)), subject), groups=targets["roi"].to_numpy())
+    roi = targets["roi"].to_numpy()
+    table = pd.DataFrame({"subject": subject, "condition": condition, "base_condition": source, "property": prop,
+                          "method": method, "layer": int(layer), "target": targets["target"].to_numpy(), "roi": roi,
+                          "r_base": out["r_a"], "r_removed": out["r_b"], "drop": out["drop"], "p": out["p"],
+                          "q": bh_fdr(out["p"]),
+                          "roi_drop": [out["groups"][g]["drop"] for g in roi],
+                          "roi_p": [out["groups"][g]["p"] for g in roi]})
+    log.info("%s %s layer %d: removing %s (%s) changes mean r %.3f -> %.3f; %s", subject, source, layer, prop,
+             method, table["r_base"].mean(), table["r_removed"].mean(),
+             ", ".join(f"{g} drop {v['drop']:+.3f} (p {v['p']:.3g})" for g, v in out["groups"].items()))
+    return table[DROP_COLUMNS]
+
+
 def _add_bootstrap(out: pd.DataFrame, Y, predictions: np.ndarray, folds: list, story_of_sample: np.ndarray,
                    boot: dict, seed: int) -> None:
     """Add the block-bootstrap intervals over held-out TRs (core.stats.bootstrap) to a cell's

@@ -24,6 +24,15 @@ def partition_template(subject: str, bands: list[tuple[str, str, int]]) -> Pipel
                           "scores", name="fit_partition")])
 
 
+def drop_template(subject: str, condition: str, source: str, prop: str, method: str, layer: int) -> Pipeline:
+    """The drop in alignment when ``prop`` is removed from ``source`` (one subject and layer):
+    both fitted with the same folds, compared by the paired block-swap test."""
+    return Pipeline([node(bind(nodes.fit_removal_drop, subject=subject, condition=condition, source=source,
+                               prop=prop, method=method, layer=layer),
+                          ["responses", "targets", "base_features", "removed_features", "folds", "tr_grids",
+                           "params:encoding", "params:removal"], "removal_drop", name="fit_removal_drop")])
+
+
 def cell_namespace(subject: str, condition: str, layer: int) -> str:
     return f"{subject}.{condition}.{Grid.layer_name(layer)}"
 
@@ -40,6 +49,17 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                         "tr_features": f"{c}.{lname}.tr_features", "folds": "folds",
                         "tr_grids": "tr_grids"},
                 parameters={"params:encoding", "params:dataset"}))
+    for s in grid.subjects:  # property removal: the drop against the source, per layer
+        for cond, src, prop, method in grid.removal:
+            for k in grid.layers_of(cond):
+                lname = Grid.layer_name(k)
+                cells.append(pipeline(
+                    drop_template(s, cond, src, prop, method, k), namespace=f"{cell_namespace(s, cond, k)}",
+                    inputs={"responses": f"{s}.responses", "targets": f"{s}.targets",
+                            "base_features": f"{src}.{lname}.tr_features",
+                            "removed_features": f"{cond}.{lname}.tr_features", "folds": "folds",
+                            "tr_grids": "tr_grids"},
+                    parameters={"params:encoding", "params:removal"}))
     if grid.partition:  # variance partitioning: one node per subject, namespace <subject>.partition
         bands = list(grid.partition)
         for s in grid.subjects:

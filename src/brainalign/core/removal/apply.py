@@ -1,0 +1,172 @@
+"""Property removal as a ``derived`` condition, under the fold rule.
+
+A removal is fitted once per outer fold of the encoding cross-validation on the *words whose TR
+is a training sample of that fold* and applied to every word; the removed word features are then
+resampled to TRs exactly as the source condition's are (the caller's ``to_trs``), giving one set
+of TR features per fold (``"<fold>/<story>"`` keys, read by encoding fold by fold).
+
+The TR of a word is the kept volume whose interval ``[t0 + i tr, t0 + (i + 1) tr)`` holds the
+word's time (``align``: midpoint or onset, as the embedding uses); words before the first or
+after the last kept volume belong to no sample and never enter a fit. A word of a held-out TR (of
+a test story, or of a test block of single-story data) is never seen by the fold's fit; the
+cross-validation's gap TRs are not training samples either, so their words are left out too.
+
+Each fold also scores the removal where it matters: a fresh linear probe
+(:func:`brainalign.core.removal.probes.probe_pipeline`) trained on the removed features of the
+fold's training words and tested on its held-out words, against the majority class of the
+training words (``heldout_accuracy``, ``heldout_baseline`` in the summary), beside the same probe
+on the original features.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..representations.derived import PerFoldFeatures
+from ..timing.stimuli import word_times
+from .methods import PropertyError, REMOVERS, encode_property
+from .probes import probe_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def word_samples(words: pd.DataFrame, grids: pd.DataFrame, align: str = "midpoint") -> np.ndarray:
+    """The sample (row of the stories' kept TRs concatenated in ``grids`` order) of each word of
+    ``words`` (rows in the table's order), -1 where the word falls outside the kept volumes.
+
+    Returns
+    -------
+    int64 array (n_words,)
+    """
+    out = np.full(len(words), -1, dtype=np.int64)
+    offset = 0
+    for row in grids.itertuples():
+        rows = np.flatnonzero(words["story"].to_numpy() == row.story)
+        t = word_times(words.iloc[rows], align)
+        i = np.floor((t - float(row.t0)) / float(row.tr)).astype(np.int64) - int(row.trim_start)
+        ok = (i >= 0) & (i < int(row.n_trs))
+        out[rows[ok]] = offset + i[ok]
+        offset += int(row.n_trs)
+    return out
+
+
+def property_values(annotations: pd.DataFrame, words: pd.DataFrame, prop: str, condition: str = "?") -> np.ndarray:
+    """The annotation column ``prop`` aligned to the rows of ``words`` (by story and word_index)."""
+    if prop not in annotations.columns:
+        raise PropertyError(f"condition {condition!r}: the annotations table has no property {prop!r} (it has "
+                            f"{[c for c in annotations.columns if c not in ('story', 'word_index')]}); add it to "
+                            f"removal.properties so that data_prep annotates it")
+    key = pd.MultiIndex.from_frame(words[["story", "word_index"]])
+    ann = annotations.set_index(["story", "word_index"])[prop]
+    missing = ~key.isin(ann.index)
+    if missing.any():
+        first = words.loc[missing, ["story", "word_index"]].iloc[0].tolist()
+        raise PropertyError(f"condition {condition!r}: {int(missing.sum())} words have no annotation row (first: "
+                            f"story {first[0]}, word {first[1]}); re-run data_prep (annotate_words)")
+    return ann.reindex(key).to_numpy()
+
+
+def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFrame, annotations: pd.DataFrame,
+                             prop: str, grids: pd.DataFrame, folds: pd.DataFrame,
+                             to_trs: Callable[[dict], dict], *, method_params: dict | None = None,
+                             align: str = "midpoint", condition: str = "?", probe: bool = True) -> PerFoldFeatures:
+    """Fit ``method`` per outer fold on the training words and return the TR features of every fold.
+
+    Parameters
+    ----------
+    method : a key of :data:`brainalign.core.removal.methods.REMOVERS`.
+    word_features : story -> float array (n_words_story, dim), the source layer's word features
+        (rows in ``word_index`` order, as the words table).
+    words : the words table; annotations : story, word_index and one column per property.
+    prop : the property removed (its kind comes from the annotator registry).
+    grids, folds : the TR-grid and folds tables (the encoding's).
+    to_trs : story -> word features  =>  story -> float32 (n_trs, n_features), the source's own
+        resampling (downsampling, response model, trimming).
+    method_params : the remover's parameters, plus ``n_bins`` (numeric properties: quantile
+        classes for INLP and the probes).
+
+    Returns
+    -------
+    :class:`~brainalign.core.representations.derived.PerFoldFeatures` (``"<fold>/<story>"`` ->
+    float32 (n_trs, n_features)), fitted eagerly (the per-fold removers and probe scores are in
+    its ``summaries`` attribute: fold -> dict), applied lazily one fold at a time.
+    """
+    from .annotators import ANNOTATORS
+
+    if method not in REMOVERS:
+        raise PropertyError(f"condition {condition!r}: unknown removal method {method!r}; registered: "
+                            f"{sorted(REMOVERS)}")
+    kind = ANNOTATORS[prop].kind
+    params = dict(method_params or {})
+    n_bins = int(params.pop("n_bins", 5))
+    stories = grids["story"].tolist()
+    words = words[words["story"].isin(stories)]
+    order = {s: k for k, s in enumerate(stories)}
+    words = words.assign(_o=words["story"].map(order)).sort_values(["_o", "word_index"], kind="stable")
+    words = words.drop(columns="_o").reset_index(drop=True)
+    parts = []
+    for s in stories:
+        X = np.asarray(word_features[s])
+        n = int((words["story"] == s).sum())
+        if len(X) != n:
+            raise ValueError(f"condition {condition!r}, story {s!r}: the source has {len(X)} word feature rows, the "
+                             f"words table {n} words")
+        parts.append(X)
+    X = np.concatenate(parts).astype(np.float64)
+    values = property_values(annotations, words, prop, condition)
+    sample = word_samples(words, grids, align)
+    story_of_word = words["story"].to_numpy()
+    bounds = np.r_[0, np.cumsum([len(p) for p in parts])]
+    fitted, summaries = {}, {}
+    for f, rows in folds.groupby("fold", sort=True):
+        f = int(f)
+        train_samples = rows.loc[rows["role"] == "train", "sample"].to_numpy(np.int64)
+        test_samples = rows.loc[rows["role"] == "test", "sample"].to_numpy(np.int64)
+        train = np.flatnonzero(np.isin(sample, train_samples))
+        test = np.flatnonzero(np.isin(sample, test_samples))
+        where = f"condition {condition}, fold {f}"
+        if len(train) == 0:
+            raise PropertyError(f"{where}: no word falls in a training TR")
+        enc = encode_property(values, kind, train_rows=train, n_bins=n_bins, name=prop, context=where)
+        remover = REMOVERS[method](**params)
+        groups = story_of_word[train] if len(np.unique(story_of_word[train])) >= 2 else None
+        remover.fit(X[train], enc.take(train), groups=groups)
+        summary = {"fold": f, "n_train_words": int(len(train)), "n_test_words": int(len(test)),
+                   **remover.summary()}
+        if probe and len(test):
+            Z = remover.transform(X[np.r_[train, test]], enc.take(np.r_[train, test]))
+            summary.update(_heldout_probe(X[train], X[test], Z[:len(train)], Z[len(train):], enc.labels[train],
+                                          enc.labels[test]))
+        fitted[f], summaries[f] = (remover, enc), summary
+        log.info("%s: %s removal of %s fitted on %d training words%s", where, method, prop, len(train),
+                 "" if "heldout_accuracy" not in summary else
+                 f"; held-out probe {summary['heldout_accuracy_before']:.3f} -> {summary['heldout_accuracy']:.3f} "
+                 f"(majority {summary['heldout_baseline']:.3f})")
+
+    def compute(f: int) -> dict:
+        remover, enc = fitted[f]
+        Z = remover.transform(X, enc)
+        if not np.isfinite(Z).all():
+            raise FloatingPointError(f"condition {condition!r}: removal gave non-finite features in fold {f}")
+        return to_trs({s: Z[bounds[k]: bounds[k + 1]] for k, s in enumerate(stories)})
+
+    out = PerFoldFeatures(sorted(fitted), stories, compute)
+    out.summaries = summaries
+    return out
+
+
+def _heldout_probe(X_train, X_test, Z_train, Z_test, y_train, y_test) -> dict:
+    """A fresh probe on the original and on the removed features, trained on the training words,
+    scored on the held-out words whose class the training words know; and the majority baseline."""
+    known = y_test >= 0
+    if len(np.unique(y_train)) < 2 or not known.any():
+        return {}
+    majority = np.bincount(y_train).argmax()
+    out = {"heldout_baseline": float(np.mean(y_test[known] == majority))}
+    for key, (A, B) in {"heldout_accuracy_before": (X_train, X_test), "heldout_accuracy": (Z_train, Z_test)}.items():
+        est = probe_pipeline().fit(A, y_train)
+        out[key] = float(np.mean(est.predict(B[known]) == y_test[known]))
+    return out

@@ -1,0 +1,485 @@
+"""Removal methods: take a linguistic property out of a model's features, under the fold rule.
+
+A property is one value per row of the features (per word): ``numeric`` (a float, e.g. word
+frequency or position in the sentence) or ``categorical`` (a class name, e.g. the part of speech).
+:func:`encode_property` turns the values into the two forms the methods need, with every
+statistic taken from the *training rows* of one outer fold only (docs/architecture.md, the fold
+rule):
+
+``design``  float64 (n, k), the regression design of :class:`Residual`: numeric -> the value
+            z-scored by the training mean and sd (k = 1; linear removal only, no square or
+            spline terms); categorical -> one-hot of the classes seen in the training rows (k =
+            their number; a class unseen in the training rows is an all-zero row and counts as
+            unknown, below).
+``labels``  int64 (n,), the class codes for :class:`INLP` and the probes: categorical -> the
+            index of the value in ``classes`` (sorted names of the classes seen in the training
+            rows; -1 for a class not seen there); numeric -> the quantile bin: with ``v`` the
+            sorted training values (m of them), edge ``i`` (i = 1 .. n_bins - 1) is
+            ``v[floor(i * m / n_bins)]``, equal edges and edges at the training minimum are
+            dropped, and bin ``b`` is ``edges[b - 1] <= value < edges[b]`` (the first bin is
+            open below, the last open above). Every bin holds training rows; tied values share a
+            bin, so fewer than ``n_bins`` bins can result.
+
+Missing values (None or NaN in any row, training or not) are an error naming the property and
+how many rows: the caller drops the rows without a value (e.g. punctuation with no part of
+speech) before encoding, so a removed feature matrix never mixes treated and untreated rows.
+
+A remover (:data:`REMOVERS`, name -> class) has one interface::
+
+    remover = REMOVERS[name](**params).fit(X_train, prop_train, groups=None)
+    Z = remover.transform(X, prop)          # float32 (n, d), every row
+    remover.summary()                       # JSON-ready dict
+
+``fit`` sees only the training rows (``prop.take(train_rows)``; :func:`remove_property` does
+this), ``transform`` is applied to all rows. Built in:
+
+``residual``  :class:`Residual`: the (ridge) regression of the features on the property design,
+              with an intercept, fitted on the training rows; its prediction minus the training
+              mean of the features is subtracted from every row, so the features keep their
+              training mean and, on the training rows (alpha -> 0), are exactly uncorrelated with
+              every design column.
+``inlp``      :class:`INLP` (Ravfogel et al. 2020, iterative null-space projection): linear
+              classifiers of the class labels are trained in turn on the projected training
+              features and their weight directions removed, until a classifier's accuracy on an
+              inner development split is within ``tol`` of the majority baseline. The result is
+              one orthogonal projection ``P`` (d, d); ``Z = (X - mu) P + mu`` with ``mu`` the
+              training mean.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+KINDS = ("numeric", "categorical")
+
+
+class PropertyError(ValueError):
+    """A property cannot be encoded, removed or probed as asked; the message names the property
+    (and the fold or layer when the caller passes them as ``context``)."""
+
+
+def _where(context: str) -> str:
+    return f" ({context})" if context else ""
+
+
+@dataclass
+class EncodedProperty:
+    """A property encoded with statistics from training rows (module docstring).
+
+    Attributes
+    ----------
+    name : the property's name (for messages and summaries).
+    kind : ``"numeric"`` or ``"categorical"``.
+    design : float64 (n, k), the regression design (numeric: z-scored value, k = 1; categorical:
+        one-hot of ``classes``).
+    labels : int64 (n,), class codes into ``classes``; -1 for a categorical value whose class is
+        not among the training rows' classes.
+    classes : str array (n_classes,), class names (numeric: the bins, as ``"[lo, hi)"``).
+    known : bool (n,), False where the class was unseen in the training rows (never False for a
+        numeric property).
+    mean, sd : numeric only, the training statistics of the z-score (else None).
+    edges : numeric only, float64 (n_classes - 1,), the inner bin edges (else None).
+    """
+
+    name: str
+    kind: str
+    design: np.ndarray
+    labels: np.ndarray
+    classes: np.ndarray
+    known: np.ndarray
+    mean: float | None = None
+    sd: float | None = None
+    edges: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def take(self, rows) -> "EncodedProperty":
+        """The same encoding restricted to ``rows`` (int indices or a boolean mask); the training
+        statistics are unchanged."""
+        rows = np.asarray(rows)
+        return EncodedProperty(self.name, self.kind, self.design[rows], self.labels[rows], self.classes,
+                               self.known[rows], self.mean, self.sd, self.edges)
+
+
+def _missing_mask(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "numeric":
+        return ~np.isfinite(values)
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _train_rows(train_rows, n: int, name: str) -> np.ndarray:
+    if train_rows is None:
+        return np.arange(n)
+    rows = np.asarray(train_rows)
+    if rows.dtype == bool:
+        if len(rows) != n:
+            raise PropertyError(f"property {name!r}: the training mask has {len(rows)} entries for {n} rows")
+        rows = np.flatnonzero(rows)
+    rows = rows.astype(np.int64, copy=False)
+    if len(rows) == 0:
+        raise PropertyError(f"property {name!r}: no training rows")
+    if rows.min() < 0 or rows.max() >= n:
+        raise PropertyError(f"property {name!r}: training rows outside 0..{n - 1}")
+    return rows
+
+
+def quantile_edges(train_values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner bin edges of a numeric property from its training values (module docstring):
+    ``v[floor(i * m / n_bins)]`` for i = 1 .. n_bins - 1 of the sorted values ``v``, equal edges
+    and edges at the minimum dropped. Shape (n_classes - 1,); bin of a value:
+    ``np.searchsorted(edges, value, side="right")``."""
+    v = np.sort(np.asarray(train_values, np.float64))
+    m = len(v)
+    idx = np.minimum((np.arange(1, n_bins) * m) // n_bins, m - 1)
+    edges = np.unique(v[idx])
+    return edges[edges > v[0]]
+
+
+def encode_property(values, kind: str, *, train_rows=None, n_bins: int = 5, name: str = "property",
+                    context: str = "") -> EncodedProperty:
+    """Encode a property for removal and probing, with statistics from the training rows.
+
+    Parameters
+    ----------
+    values : array-like (n,), one value per row of the features: floats (``numeric``) or class
+        names (``categorical``; compared as strings).
+    kind : ``"numeric"`` or ``"categorical"``.
+    train_rows : int indices or boolean mask (n,) of the training rows of the fold whose
+        statistics (mean, sd, bin edges, classes) are used; None: all rows.
+    n_bins : numeric only, the number of quantile bins of the class labels (>= 2; module
+        docstring).
+    name, context : named in error messages (e.g. ``context="fold 3, layer 6"``).
+
+    Returns
+    -------
+    :class:`EncodedProperty` over all n rows.
+
+    Raises
+    ------
+    PropertyError : unknown kind; missing values (None, NaN); one class only (or a constant
+        numeric value) in the training rows.
+    """
+    where = _where(context)
+    if kind not in KINDS:
+        raise PropertyError(f"property {name!r}: unknown kind {kind!r}; expected one of {list(KINDS)}")
+    try:
+        values = np.asarray(values, dtype=np.float64 if kind == "numeric" else object)
+    except (TypeError, ValueError) as err:
+        raise PropertyError(f"property {name!r}: numeric values expected{where} ({err})") from None
+    if values.ndim != 1:
+        raise PropertyError(f"property {name!r}: expected one value per row (1-d), got shape {values.shape}")
+    n = len(values)
+    missing = _missing_mask(values, kind)
+    if missing.any():
+        first = np.flatnonzero(missing)[:5].tolist()
+        raise PropertyError(f"property {name!r} has {int(missing.sum())} missing values (None/NaN) among its "
+                            f"{n} rows{where}, e.g. rows {first}; drop those rows before encoding")
+    train = _train_rows(train_rows, n, name)
+
+    if kind == "numeric":
+        if int(n_bins) < 2:
+            raise PropertyError(f"property {name!r}: n_bins must be >= 2, got {n_bins}")
+        vt = values[train]
+        mean, sd = float(vt.mean()), float(vt.std())
+        if not sd > 0:
+            raise PropertyError(f"property {name!r} has one class only in the {len(train)} training rows{where}: "
+                                f"its value is constant ({vt[0]:g})")
+        edges = quantile_edges(vt, int(n_bins))
+        if len(edges) == 0:  # pragma: no cover - sd > 0 implies two distinct values, so one edge
+            raise PropertyError(f"property {name!r} has one class only in the training rows{where}")
+        labels = np.searchsorted(edges, values, side="right").astype(np.int64)
+        bounds = np.r_[-np.inf, edges, np.inf]
+        classes = np.array([f"[{bounds[b]:g}, {bounds[b + 1]:g})" for b in range(len(edges) + 1)])
+        design = ((values - mean) / sd)[:, None]
+        return EncodedProperty(name, kind, design, labels, classes, np.ones(n, bool), mean, sd, edges)
+
+    names = np.array([str(v) for v in values], dtype=object)
+    classes = np.array(sorted(set(names[train].tolist())))
+    if len(classes) < 2:
+        raise PropertyError(f"property {name!r} has one class only ({str(classes[0])!r}) in the {len(train)} "
+                            f"training rows{where}")
+    pos = np.searchsorted(classes, names.astype(str))
+    pos_c = np.minimum(pos, len(classes) - 1)
+    known = classes[pos_c] == names.astype(str)
+    labels = np.where(known, pos_c, -1).astype(np.int64)
+    design = np.zeros((n, len(classes)))
+    design[np.flatnonzero(known), labels[known]] = 1.0
+    if not known.all():
+        log.info("property %s: %d rows have a class unseen in the training rows%s (all-zero design, label -1)",
+                 name, int((~known).sum()), where)
+    return EncodedProperty(name, kind, design, labels, classes.astype(str), known)
+
+
+def _check_fit_inputs(X, prop: EncodedProperty, who: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise PropertyError(f"{who}: features must be 2-d (n_rows, dim), got shape {X.shape}")
+    if len(X) != len(prop):
+        raise PropertyError(f"{who}: {len(X)} feature rows but property {prop.name!r} has {len(prop)} values")
+    if not np.isfinite(X).all():
+        raise PropertyError(f"{who}: features contain non-finite values")
+    return X
+
+
+class Residual:
+    """The property regressed out of the features (module docstring).
+
+    Parameters
+    ----------
+    alpha : ridge penalty relative to the number of training rows: the coefficients ``B`` (k, d)
+        minimise ``||Xc - Dc B||^2 + alpha * n_train * ||B||^2`` with ``Xc``, ``Dc`` the training
+        features and design centred by their training means (the intercept, unpenalised).
+        ``0`` is ordinary least squares (the minimum-norm solution where the design is
+        collinear). The default ``1e-6`` is least squares up to numerical precision: a z-scored
+        numeric design has unit variance per row, so removal shrinks by ``alpha / (1 + alpha)``.
+
+    Attributes (after fit)
+    ----------------------
+    coef_ : float64 (k, d); x_mean_ : (d,); d_mean_ : (k,), training means.
+    """
+
+    def __init__(self, alpha: float = 1e-6):
+        if not alpha >= 0:
+            raise PropertyError(f"residual: alpha must be >= 0, got {alpha}")
+        self.alpha = float(alpha)
+
+    def fit(self, X: np.ndarray, prop: EncodedProperty, *, groups=None) -> "Residual":
+        """Fit on the training rows: ``X`` float (n_train, d), ``prop`` the same rows
+        (``prop.take(train_rows)``); ``groups`` is ignored."""
+        X = _check_fit_inputs(X, prop, "residual")
+        if not prop.known.all():
+            raise PropertyError(f"residual: property {prop.name!r} has rows whose class is not among the "
+                                f"training classes; fit on the training rows only (prop.take(train_rows))")
+        D = np.asarray(prop.design, np.float64)
+        self.x_mean_, self.d_mean_ = X.mean(0), D.mean(0)
+        Xc, Dc = X - self.x_mean_, D - self.d_mean_
+        U, s, Vt = np.linalg.svd(Dc, full_matrices=False)
+        keep = s > (s.max() if len(s) else 0.0) * max(Dc.shape) * np.finfo(float).eps
+        lam = self.alpha * len(X)
+        shrink = np.where(keep, s / np.where(keep, s * s + lam, 1.0), 0.0)
+        self.coef_ = (Vt.T * shrink) @ (U.T @ Xc)
+        resid = Xc - Dc @ self.coef_
+        ss_tot, ss_res = float((Xc ** 2).sum()), float((resid ** 2).sum())
+        col_tot = (Xc ** 2).sum(0)
+        col_r2 = np.where(col_tot > 0, 1 - (resid ** 2).sum(0) / np.where(col_tot > 0, col_tot, 1), 0.0)
+        self._summary = {"method": "residual", "property": prop.name, "kind": prop.kind, "alpha": self.alpha,
+                         "n_train": int(len(X)), "n_design_columns": int(D.shape[1]),
+                         "design_rank": int(keep.sum()),
+                         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0, "r2_max_feature": float(col_r2.max())}
+        return self
+
+    def transform(self, X: np.ndarray, prop: EncodedProperty) -> np.ndarray:
+        """``X - (D - d_mean) @ coef`` on every row (float32 (n, d)); rows of a class unseen in
+        the training rows (``prop.known`` False) are returned unchanged (no class effect is
+        known for them)."""
+        if not hasattr(self, "coef_"):
+            raise PropertyError("residual: transform before fit")
+        if prop is None:
+            raise PropertyError("residual: transform needs the property of every row")
+        X = _check_fit_inputs(X, prop, "residual")
+        if prop.design.shape[1] != self.coef_.shape[0]:
+            raise PropertyError(f"residual: property {prop.name!r} has {prop.design.shape[1]} design columns, "
+                                f"the fit had {self.coef_.shape[0]}; encode all rows with the same training rows")
+        effect = (np.asarray(prop.design, np.float64) - self.d_mean_) @ self.coef_
+        effect[~prop.known] = 0.0
+        return (X - effect).astype(np.float32)
+
+    def summary(self) -> dict:
+        """alpha, n_train, design columns and rank, ``r2`` (fraction of the training features'
+        total variance the property explains) and the largest per-feature R^2."""
+        return dict(self._summary)
+
+
+class INLP:
+    """Iterative null-space projection (Ravfogel et al. 2020), fitted on the training rows.
+
+    Each iteration ``t`` trains a linear classifier of the class labels on the projected, centred
+    features ``(X - mu) P_t`` of an inner training split of the training rows and scores it on
+    the inner development split. If its accuracy is at most the majority baseline (the inner
+    training split's most frequent class, scored on the development split) plus ``tol``, the
+    loop stops; otherwise the classifier's weight rows (mapped to raw feature space and projected
+    by ``P_t``) join the removed directions and ``P_{t+1} = I - Q Q^T``, ``Q`` an orthonormal
+    basis (SVD) of all removed directions so far: the projection onto the intersection of the
+    classifiers' null spaces. The loop also stops after ``max_iter`` removals or when nothing is
+    left (rank d); not reaching the baseline is logged as a warning and ``converged`` is False in
+    the summary.
+
+    Parameters
+    ----------
+    tol : accuracy above the majority baseline that counts as "at baseline" (default 0.01).
+    max_iter : the most classifiers whose directions are removed (default 20).
+    classifier : ``"logistic"`` (default; sklearn LogisticRegression, lbfgs, multinomial: one
+        weight row per class, one for two classes) or ``"ridge"`` (RidgeClassifier, closed form,
+        faster for large d). Features are standardised per column inside the classifier and the
+        weights mapped back (``w / sd``), so the removed directions are in raw feature space.
+    C : inverse L2 penalty of the logistic classifier; ``ridge`` uses ``alpha = 1 / C``.
+    dev_fraction : share of the training rows in the inner development split (stratified by
+        class; or whole groups when ``fit`` is given ``groups``).
+    seed : seed of the inner split (and the classifier's random_state); deterministic.
+    classifier_max_iter : lbfgs iterations of the logistic classifier.
+
+    Attributes (after fit)
+    ----------------------
+    projection_ : float64 (d, d), ``P`` (symmetric, idempotent); mean_ : (d,), training mean;
+    directions_ : float64 (rank, d), orthonormal basis of the removed subspace.
+    """
+
+    def __init__(self, tol: float = 0.01, max_iter: int = 20, classifier: str = "logistic", C: float = 1.0,
+                 dev_fraction: float = 0.3, seed: int = 0, classifier_max_iter: int = 1000):
+        if classifier not in ("logistic", "ridge"):
+            raise PropertyError(f"inlp: unknown classifier {classifier!r}; expected 'logistic' or 'ridge'")
+        if not 0 < dev_fraction < 1:
+            raise PropertyError(f"inlp: dev_fraction must be in (0, 1), got {dev_fraction}")
+        if int(max_iter) < 1:
+            raise PropertyError(f"inlp: max_iter must be >= 1, got {max_iter}")
+        if not tol >= 0:
+            raise PropertyError(f"inlp: tol must be >= 0, got {tol}")
+        self.tol, self.max_iter, self.classifier = float(tol), int(max_iter), classifier
+        self.C, self.dev_fraction, self.seed = float(C), float(dev_fraction), int(seed)
+        self.classifier_max_iter = int(classifier_max_iter)
+
+    def _classifier(self):
+        if self.classifier == "ridge":
+            from sklearn.linear_model import RidgeClassifier
+            return RidgeClassifier(alpha=1.0 / self.C)
+        from sklearn.linear_model import LogisticRegression
+        return LogisticRegression(C=self.C, max_iter=self.classifier_max_iter, random_state=self.seed)
+
+    def _inner_split(self, y: np.ndarray, groups, name: str) -> tuple[np.ndarray, np.ndarray]:
+        n = len(y)
+        if groups is not None:
+            from sklearn.model_selection import GroupShuffleSplit
+            groups = np.asarray(groups)
+            if len(groups) != n:
+                raise PropertyError(f"inlp: {len(groups)} groups for {n} training rows")
+            if len(np.unique(groups)) < 2:
+                raise PropertyError(f"inlp: the inner split needs at least 2 groups, got {len(np.unique(groups))}")
+            split = GroupShuffleSplit(n_splits=1, test_size=self.dev_fraction, random_state=self.seed)
+            tr, dev = next(split.split(np.zeros(n), y, groups))
+        else:
+            from sklearn.model_selection import StratifiedShuffleSplit
+            counts = np.bincount(y)
+            if counts[counts > 0].min() < 2:
+                rare = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
+                raise PropertyError(f"inlp: class {rare} of property {name!r} has {counts[rare]} training rows; "
+                                    f"the inner train/dev split needs at least 2 per class")
+            split = StratifiedShuffleSplit(n_splits=1, test_size=self.dev_fraction, random_state=self.seed)
+            tr, dev = next(split.split(np.zeros(n), y))
+        if len(np.unique(y[tr])) < 2:
+            raise PropertyError(f"inlp: the inner training split of property {name!r} has one class only")
+        return tr, dev
+
+    def fit(self, X: np.ndarray, prop: EncodedProperty, *, groups=None) -> "INLP":
+        """Fit on the training rows: ``X`` float (n_train, d), ``prop`` the same rows
+        (``prop.take(train_rows)``); ``groups`` (n_train,), optional, e.g. the story of each row:
+        the inner development split then holds whole groups."""
+        X = _check_fit_inputs(X, prop, "inlp")
+        y = np.asarray(prop.labels, np.int64)
+        if (y < 0).any():
+            raise PropertyError(f"inlp: property {prop.name!r} has rows whose class is not among the training "
+                                f"classes; fit on the training rows only (prop.take(train_rows))")
+        present = np.unique(y)
+        if len(present) < 2:
+            raise PropertyError(f"inlp: property {prop.name!r} has one class only in the training rows")
+        d = X.shape[1]
+        self.mean_ = X.mean(0)
+        Xc = X - self.mean_
+        tr, dev = self._inner_split(y, groups, prop.name)
+        majority = np.bincount(y[tr]).argmax()
+        baseline = float(np.mean(y[dev] == majority))
+        P = np.eye(d)
+        Q = np.zeros((0, d))
+        removed: list[np.ndarray] = []
+        accuracies: list[float] = []
+        converged = False
+        from sklearn.exceptions import ConvergenceWarning
+        while True:
+            Xp = Xc @ P
+            sd = Xp[tr].std(0)
+            sd = np.where(sd > 1e-12 * max(float(sd.max()), 1e-300), sd, 1.0)
+            clf = self._classifier()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(Xp[tr] / sd, y[tr])
+            acc = float(np.mean(clf.predict(Xp[dev] / sd) == y[dev]))
+            accuracies.append(acc)
+            if acc <= baseline + self.tol:
+                converged = True
+                break
+            if len(removed) >= self.max_iter or Q.shape[0] >= d:
+                break
+            W = (np.atleast_2d(clf.coef_) / sd) @ P  # raw-space directions, within the kept space
+            removed.append(W)
+            allW = np.concatenate(removed)
+            _, s, Vt = np.linalg.svd(allW, full_matrices=False)
+            rank = int((s > s.max() * max(allW.shape) * np.finfo(float).eps).sum()) if s.size and s.max() > 0 else 0
+            if rank <= Q.shape[0]:  # the classifier added nothing new: stop rather than loop
+                break
+            Q = Vt[:rank]
+            P = np.eye(d) - Q.T @ Q
+            P = (P + P.T) / 2
+        self.projection_, self.directions_ = P, Q
+        self._summary = {"method": "inlp", "property": prop.name, "kind": prop.kind, "classifier": self.classifier,
+                         "tol": self.tol, "max_iter": self.max_iter, "n_iterations": len(removed),
+                         "rank_removed": int(Q.shape[0]), "dim": int(d), "dev_accuracy": accuracies,
+                         "majority_baseline": baseline, "converged": converged, "n_classes": int(len(present)),
+                         "n_train": int(len(tr)), "n_dev": int(len(dev))}
+        if not converged:
+            log.warning("inlp: property %s not at baseline after %d iterations (dev accuracy %.3f, baseline %.3f, "
+                        "tol %.3f)", prop.name, len(removed), accuracies[-1], baseline, self.tol)
+        return self
+
+    def transform(self, X: np.ndarray, prop: EncodedProperty | None = None) -> np.ndarray:
+        """``(X - mu) P + mu`` on every row, float32 (n, d); ``prop`` is not needed."""
+        if not hasattr(self, "projection_"):
+            raise PropertyError("inlp: transform before fit")
+        X = np.asarray(X, np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.mean_):
+            raise PropertyError(f"inlp: features of shape {X.shape}; the fit had dim {len(self.mean_)}")
+        return ((X - self.mean_) @ self.projection_ + self.mean_).astype(np.float32)
+
+    def summary(self) -> dict:
+        """n_iterations (directions added), rank_removed, dev_accuracy per iteration (the last is
+        the one that stopped the loop), majority_baseline, converged, and the settings."""
+        return dict(self._summary)
+
+
+#: name -> remover class (module docstring)
+REMOVERS: dict[str, type] = {"residual": Residual, "inlp": INLP}
+
+
+def remove_property(method: str, X: np.ndarray, prop: EncodedProperty, train_rows, *, groups=None,
+                    **params) -> tuple[np.ndarray, dict]:
+    """Fit a remover on the training rows and apply it to all rows.
+
+    Parameters
+    ----------
+    method : a key of :data:`REMOVERS`.
+    X : float (n, d), the features of every row (e.g. one layer's word features).
+    prop : :class:`EncodedProperty` of the same n rows, encoded with the same ``train_rows``.
+    train_rows : int indices or boolean mask (n,) of the training rows of the fold.
+    groups : optional (n,), e.g. the story of each row (INLP's inner split keeps groups whole).
+    params : the remover's parameters.
+
+    Returns
+    -------
+    (Z float32 (n, d), summary dict)
+    """
+    if method not in REMOVERS:
+        raise PropertyError(f"unknown removal method {method!r}; registered: {sorted(REMOVERS)}")
+    X = np.asarray(X)
+    train = _train_rows(train_rows, len(X), prop.name)
+    remover = REMOVERS[method](**params)
+    remover.fit(X[train], prop.take(train), groups=None if groups is None else np.asarray(groups)[train])
+    return remover.transform(X, prop), remover.summary()
