@@ -200,9 +200,12 @@ def test_inlp_ridge_classifier_also_reaches_baseline():
 def test_inlp_inner_split_keeps_groups_whole():
     y = np.tile([0, 1, 2], 40)
     groups = np.repeat(np.arange(12), 10)
-    tr, dev = INLP(seed=0)._inner_split(y, groups, "pos")
-    assert not set(groups[tr]) & set(groups[dev])
-    assert len(tr) + len(dev) == len(y)
+    folds = INLP(seed=0)._inner_folds(y, groups, "pos")
+    assert len(folds) == 3
+    for tr, dev in folds:
+        assert not set(groups[tr]) & set(groups[dev])
+        assert len(tr) + len(dev) == len(y)
+    assert sorted(np.concatenate([dev for _, dev in folds]).tolist()) == list(range(len(y)))
 
 
 def test_inlp_fit_rejects_rows_of_unseen_classes():
