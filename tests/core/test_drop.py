@@ -72,3 +72,14 @@ def test_errors():
         paired_drop_test(Y, Y, Y, _folds(20, 2), np.zeros(20), block_len=10)
     with pytest.raises(ValueError, match="differ in shape"):
         paired_drop_test(Y, Y, Y[:, :1], _folds(20, 2), np.zeros(20), block_len=2)
+
+
+def test_combine_subjects_is_the_mean_of_draws():
+    from brainalign.core.stats.drop import combine_subjects
+
+    nulls = np.array([[0.1, -0.2, 0.3, 0.0], [0.1, 0.0, -0.1, 0.2]])
+    # group draws: 0.1, -0.1, 0.1, 0.1; observed mean 0.1 -> 1 + 3 draws >= 0.1
+    assert combine_subjects([0.15, 0.05], nulls) == pytest.approx(4 / 5)
+    assert combine_subjects([0.5, 0.5], nulls) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="2 drops"):
+        combine_subjects([0.1, 0.2], nulls[:1])

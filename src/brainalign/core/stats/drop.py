@@ -69,7 +69,8 @@ def paired_drop_test(Y, pred_a: np.ndarray, pred_b: np.ndarray, folds: list, sto
     Returns
     -------
     dict with ``r_a``, ``r_b``, ``drop`` (= r_a - r_b) and ``p``, each (n_targets,) float64; and,
-    with ``groups``, ``groups``: label -> dict(r_a, r_b, drop, p, n_targets) of the group means.
+    with ``groups``, ``groups``: label -> dict(r_a, r_b, drop, p, n_targets, null) of the group
+    means (``null``: the (n_perm,) drops of the draws, for :func:`combine_subjects`).
     """
     pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
     if pred_a.shape != pred_b.shape:
@@ -125,7 +126,30 @@ def paired_drop_test(Y, pred_a: np.ndarray, pred_b: np.ndarray, folds: list, sto
         for g in uniq:
             m = labels == g
             d = float(drop[m].mean())
+            group_null = null[:, m].mean(1)
             out["groups"][g] = {"r_a": float(r_a[m].mean()), "r_b": float(r_b[m].mean()), "drop": d,
-                                "p": float((1 + (null[:, m].mean(1) >= d - 1e-12).sum()) / (int(n_perm) + 1)),
-                                "n_targets": int(m.sum())}
+                                "p": float((1 + (group_null >= d - 1e-12).sum()) / (int(n_perm) + 1)),
+                                "n_targets": int(m.sum()), "null": group_null}
     return out
+
+
+def combine_subjects(drops, nulls) -> float:
+    """Fixed-effect p of the mean drop over subjects from each subject's block-swap draws.
+
+    Draw ``k`` of the group is the mean over subjects of their draw ``k`` (each subject's swaps
+    are drawn independently, so this is a draw of the joint null: no subject's alignment drops).
+    p = (1 + #{mean null_k >= mean drop}) / (K + 1). It pools the blocks of every subject, so it
+    tests "these subjects' data show a drop", not a population effect (the sign-flip test of the
+    subjects' drops does that, and needs more subjects: its smallest p with n subjects is
+    2 / 2^n, two-sided).
+
+    Parameters
+    ----------
+    drops : (n_subjects,) observed drops; nulls : (n_subjects, K) their draws (same K).
+    """
+    drops = np.asarray(drops, float)
+    nulls = np.asarray(nulls, float)
+    if nulls.ndim != 2 or len(nulls) != len(drops):
+        raise ValueError(f"combine_subjects: {len(drops)} drops but null draws of shape {nulls.shape}")
+    k = nulls.shape[1]
+    return float((1 + (nulls.mean(0) >= drops.mean() - 1e-12).sum()) / (k + 1))

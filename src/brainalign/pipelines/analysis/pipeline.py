@@ -36,7 +36,8 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         summaries = [f"{c}.{Grid.layer_name(k)}.removal_summary" for c, *_ in grid.removal for k in grid.layers_of(c)]
         probes = [f"{src}.{Grid.layer_name(k)}.probes" for src, k in removal_probe_cells(grid)]
         maps += [node(bind(nodes.removal_drop_table, n_drops=len(drops)),
-                      [*drops, "params:group_tests"], "removal_drop", name="removal_drop"),
+                      [*drops, *[f"{d}_roi" for d in drops], "params:group_tests"], "removal_drop",
+                      name="removal_drop"),
                  node(bind(nodes.probe_table, n_probes=len(probes)), [*probes, *summaries], "probe_accuracy",
                       name="probe_accuracy"),
                  node(nodes.removal_plot, ["removal_drop", "probe_accuracy", "params:dataset"], "removal_plot",

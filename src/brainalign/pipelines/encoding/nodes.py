@@ -121,7 +121,7 @@ DROP_COLUMNS = ["subject", "condition", "base_condition", "property", "method", 
 
 def fit_removal_drop(responses: dict, targets: pd.DataFrame, base: dict, removed: dict, folds: pd.DataFrame,
                      grids: pd.DataFrame, params: dict, removal: dict, *, subject: str, condition: str, source: str,
-                     prop: str, method: str, layer: int) -> pd.DataFrame:
+                     prop: str, method: str, layer: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The drop in alignment when ``prop`` is removed: the source's features and the removed ones
     (fitted per fold) are encoded with the same folds and ridge settings, and the held-out
     predictions compared by the paired block-swap permutation test (core.stats.drop), per target
@@ -131,11 +131,14 @@ def fit_removal_drop(responses: dict, targets: pd.DataFrame, base: dict, removed
     -------
     One row per target (:data:`DROP_COLUMNS`): r_base, r_removed (fold-mean r, as the score
     table), drop = r_base - r_removed, one-sided p (removal lowers alignment), q (BH over the
-    cell's targets), roi_drop and roi_p (the target's ROI)."""
+    cell's targets), roi_drop and roi_p (the target's ROI); and one row per ROI (subject,
+    condition, layer, roi, drop, p, null: the n_perm draws of the ROI's drop, float32), which the
+    analysis combines over subjects."""
     from ...core.stats.drop import paired_drop_test
 
     if len(targets) == 0:
-        return pd.DataFrame(columns=DROP_COLUMNS)
+        return pd.DataFrame(columns=DROP_COLUMNS), pd.DataFrame(columns=["subject", "condition", "layer", "roi",
+                                                                         "drop", "p", "null"])
     stories = grids["story"].tolist()
     fold_list = folds_from_table(folds)
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
@@ -165,7 +168,10 @@ def fit_removal_drop(responses: dict, targets: pd.DataFrame, base: dict, removed
     log.info("%s %s layer %d: removing %s (%s) changes mean r %.3f -> %.3f; %s", subject, source, layer, prop,
              method, table["r_base"].mean(), table["r_removed"].mean(),
              ", ".join(f"{g} drop {v['drop']:+.3f} (p {v['p']:.3g})" for g, v in out["groups"].items()))
-    return table[DROP_COLUMNS]
+    rois = pd.DataFrame([{"subject": subject, "condition": condition, "layer": int(layer), "roi": g,
+                          "drop": v["drop"], "p": v["p"], "null": np.asarray(v["null"], np.float32)}
+                         for g, v in out["groups"].items()])
+    return table[DROP_COLUMNS], rois
 
 
 def _add_bootstrap(out: pd.DataFrame, Y, predictions: np.ndarray, folds: list, story_of_sample: np.ndarray,

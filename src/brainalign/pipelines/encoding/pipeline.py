@@ -30,7 +30,8 @@ def drop_template(subject: str, condition: str, source: str, prop: str, method: 
     return Pipeline([node(bind(nodes.fit_removal_drop, subject=subject, condition=condition, source=source,
                                prop=prop, method=method, layer=layer),
                           ["responses", "targets", "base_features", "removed_features", "folds", "tr_grids",
-                           "params:encoding", "params:removal"], "removal_drop", name="fit_removal_drop")])
+                           "params:encoding", "params:removal"], ["removal_drop", "removal_drop_roi"],
+                          name="fit_removal_drop")])
 
 
 def cell_namespace(subject: str, condition: str, layer: int) -> str:
