@@ -453,3 +453,18 @@ def test_random_words_tables_keep_shape():
     assert len(out) == len(words) and (out["word_index"].to_numpy() == words["word_index"].to_numpy()).all()
     lengths = {sid: len(ws) for sid, ws in enumerate(sentences)}
     assert out["sentence_length"].tolist() == [lengths[s] for s in words["sentence_id"]]
+
+
+def test_trees_pair_with_the_sentences_of_a_words_table():
+    from brainalign.core.removal.trees import TreeError, read_bracketed, trees_for_words
+
+    words = pd.DataFrame({"story": ["s"] * 5, "word_index": range(5), "word": ["It", "ran.", "The", "dogs", "bark."],
+                          "onset": range(5), "offset": range(1, 6), "sentence_id": [0, 0, 1, 1, 1]})
+    trees = read_bracketed("(S (NP (PRP It)) (VP (VBD ran)) (. .))\n(S (NP (DT The) (NNS dogs)) (VP (VBP bark)) (. .))")
+    paired = trees_for_words(trees, words)
+    assert list(paired) == [("s", 0), ("s", 1)]
+    out = A.annotate(words, ["tense", "subject_number", "tree_depth"], A.AnnotationResources(dataset="t", trees=paired))
+    assert out["tense"].tolist() == ["past"] * 2 + ["present"] * 3
+    assert out["subject_number"].tolist() == ["singular"] * 2 + ["plural"] * 3
+    with pytest.raises(TreeError, match="1 trees for 2 sentences"):
+        trees_for_words(trees[:1], words)

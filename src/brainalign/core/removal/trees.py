@@ -671,3 +671,19 @@ def object_number(tree: Tree) -> str | None:
     """SentEval ObjNum: number of the main verb's direct object head (module docstring)."""
     obj = object_np(tree)
     return None if obj is None else np_number(obj)
+
+
+def trees_for_words(trees: Sequence[Tree], words: pd.DataFrame, source: str = "trees") -> dict[tuple[str, int], Tree]:
+    """Pair a list of trees (one per sentence, in order) with the sentences of a words table:
+    tree ``i`` is the ``i``-th (story, sentence_id) in the table's order.
+
+    Raises
+    ------
+    TreeError : the numbers of trees and sentences differ (naming both), since a shifted pairing
+        would annotate every later sentence with another sentence's parse.
+    """
+    keys = list(dict.fromkeys(zip(words["story"].astype(str), words["sentence_id"].astype(int))))
+    if len(keys) != len(trees):
+        raise TreeError(f"{source}: {len(trees)} trees for {len(keys)} sentences of the words table (stories "
+                        f"{sorted({k[0] for k in keys})}); give one tree per sentence, in story and sentence order")
+    return dict(zip(keys, trees))

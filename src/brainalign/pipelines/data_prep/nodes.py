@@ -104,9 +104,13 @@ def annotate_words(words: pd.DataFrame, removal: dict, dataset: str) -> pd.DataF
         resources.tagger = load_tagger(treebank_path(removal.get("treebank")),
                                        cache_dir=removal.get("cache_dir"), seed=int(removal.get("seed", 0)))
     if removal.get("trees"):
-        from ...core.removal.annotators import read_trees
+        from ...core.removal.trees import read_lpp_trees, trees_for_words
 
-        resources.trees = read_trees(removal["trees"], words)
+        spec = removal["trees"]
+        if not isinstance(spec, dict) or spec.get("format", "bracketed") not in ("bracketed", "lpp") or "path" not in spec:
+            raise ValueError(f"removal.trees: expected {{format: bracketed, path: <file with one bracketed tree per "
+                             f"line, one per sentence in story and sentence order>}}, got {spec!r}")
+        resources.trees = trees_for_words(read_lpp_trees(spec["path"]), words, source=str(spec["path"]))
     out = annotate(words, props, resources)
     log.info("annotated %d words with %s", len(out), ", ".join(props))
     return out
