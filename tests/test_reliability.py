@@ -480,6 +480,64 @@ def test_c09(tmp_path):
 
 
 # --------------------------------------------------------------------------- the table in docs
+# --------------------------------------------------------------------------- property removal
+def _removal_words():
+    return pd.DataFrame({"story": "s", "word_index": range(6), "word": ["It", "ran", "far.", "Dogs", "bark", "loud."],
+                         "onset": np.arange(6.0), "offset": np.arange(6.0) + 0.5, "sentence_id": [0, 0, 0, 1, 1, 1]})
+
+
+@case("R01 a tree property for a dataset without parse trees", "error")
+def test_r01_tree_property_without_trees():
+    from brainalign.core.removal.annotators import AnnotationResources, PropertyUnavailable, annotate
+
+    with pytest.raises(PropertyUnavailable, match=r"tree_depth.*alice"):
+        annotate(_removal_words(), ["tree_depth"], AnnotationResources(dataset="alice"))
+
+
+@case("R02 bigram_shift on natural stimuli", "error")
+def test_r02_bigram_shift():
+    from brainalign.core.removal.annotators import AnnotationResources, PropertyUnavailable, annotate
+
+    with pytest.raises(PropertyUnavailable, match="bigram_shift"):
+        annotate(_removal_words(), ["bigram_shift"], AnnotationResources(dataset="simulated"))
+
+
+@case("R03 a property with one class only", "error")
+def test_r03_one_class():
+    from brainalign.core.removal.methods import PropertyError, encode_property
+
+    with pytest.raises(PropertyError, match=r"'tense' has one class only"):
+        encode_property(["past"] * 10, "categorical", name="tense", context="fold 0")
+
+
+@case("R04 too few items per class for the folds", "error")
+def test_r04_too_few_per_class():
+    from brainalign.core.removal.probes import probe_accuracy
+
+    X = np.random.default_rng(0).standard_normal((12, 3))
+    labels = ["a"] * 10 + ["b"] * 2
+    folds = np.arange(12) % 3
+    with pytest.raises(ValueError, match=r"class 'b' of property 'pos' has 2 items; 3 folds need at least 3"):
+        probe_accuracy(X, labels, folds, name="pos")
+
+
+@case("R05 unknown property or removal method in removal", "error")
+def test_r05_unknown_property():
+    from brainalign.pipelines.grid import removal_cells
+
+    with pytest.raises(ValueError, match=r"unknown properties or methods \['tree_dept'\]"):
+        removal_cells({"enabled": True, "source": "pretrained", "properties": ["tree_dept"], "methods": ["inlp"]})
+
+
+@case("R06 property removal from a speech or low-level condition", "error")
+def test_r06_removal_from_tr_level_source():
+    from brainalign.core.representations import ConditionError, parse_conditions
+
+    with pytest.raises(ConditionError, match="property removal works on word features"):
+        parse_conditions({"low": {"kind": "lowlevel", "features": ["word_rate"]},
+                          "rm": {"kind": "derived", "source": "low", "transform": "inlp", "property": "word_length"}})
+
+
 def test_docs_list_every_case():
     """docs/reliability.md has one row per case here, with the same outcome, and its counts add up."""
     text = (ROOT / "docs" / "reliability.md").read_text()
