@@ -24,13 +24,24 @@ CONDS = {m: f"pretrained-removed-{PROP}-{m}" for m in ("residual", "inlp")}
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
+    from tiny_gpt2 import make_tiny_gpt2
+
+    from brainalign.core.synthetic.study import story_texts
+
+    root = tmp_path_factory.mktemp("removal")
+    gpt2 = make_tiny_gpt2(root / "gpt2", " ".join(story_texts().values()).split(), seed=0)
+
     def update(p):
         p["layers"] = [4]
-        p["removal"] = {"enabled": True, "layers": [4], "drop_test": {"n_perm": 200, "block_len": 5}}
+        # a causal model beside MiniLM (method card 4 removes from BERT and GPT-2): a tiny random GPT-2
+        p["conditions"] = {**p["conditions"], "gpt2": {"kind": "text", "model": str(gpt2), "context_words": 5,
+                                                       "layers": [2]}}
+        p["removal"] = {"enabled": True, "source": ["pretrained", "gpt2"], "layers": None,
+                        "drop_test": {"n_perm": 200, "block_len": 5}}
         p["synthetic"] = {**p["synthetic"], "property_snr": [1.0, 2.0]}
         p["encoding"] = {**p["encoding"], "bootstrap": {"enabled": False}}
 
-    dest = copy_project(tmp_path_factory.mktemp("removal") / "project", env="test", update=update)
+    dest = copy_project(root / "project", env="test", update=update)
     run_kedro(dest, "run", "--env", "test", timeout=900)
     return dest
 
@@ -78,7 +89,8 @@ def test_probes_before_and_after(project):
     (one training story of 160 words per fold) the majority class of the training story is rare
     in the test story, so the at-baseline check lives in tests/core/test_removal_apply.py and the
     default study (docs/methods.md)."""
-    p = pd.read_csv(project / "data/08_reporting/probe_accuracy.csv").set_index("features")
+    p = pd.read_csv(project / "data/08_reporting/probe_accuracy.csv")
+    p = p[p["condition"] == "pretrained"].set_index("features")
     assert p.loc["original", "accuracy"] > p.loc["original", "baseline"] + 0.1
     for m in ("residual", "inlp"):
         assert p.loc[f"removed-{m}", "accuracy_before"] == pytest.approx(p.loc["original", "accuracy"], abs=1e-9)
@@ -99,3 +111,12 @@ def test_conditions_and_annotations(project):
     # position in sentence, by hand from the words table's sentence ids
     expected = words.groupby(["story", "sentence_id"]).cumcount()
     np.testing.assert_array_equal(ann[PROP].to_numpy(), expected.to_numpy())
+
+
+def test_a_causal_model_goes_through_the_same_removal(project):
+    t = pd.read_csv(project / "data/08_reporting/removal_drop.csv")
+    g = t[t["base_condition"] == "gpt2"]
+    assert set(g["condition"]) == {f"gpt2-removed-{PROP}-{m}" for m in ("residual", "inlp")}
+    assert set(g["layer"]) == {2} and set(g["subject"]) == {"sub-01", "sub-02", "group"}
+    p = pd.read_csv(project / "data/08_reporting/probe_accuracy.csv")
+    assert set(p.loc[p["condition"] == "gpt2", "features"]) == {"original", "removed-residual", "removed-inlp"}
