@@ -389,3 +389,20 @@ def test_probe_errors():
     Xn[3, 1] = np.nan
     with pytest.raises(PropertyError, match="non-finite"):
         probe_accuracy(Xn, split, folds)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_fast_ridge_classifier_is_sklearns(n_classes):
+    from sklearn.linear_model import RidgeClassifier
+
+    from brainalign.core.removal.methods import RidgeClassifierFast
+
+    rng = np.random.default_rng(n_classes)
+    X = rng.standard_normal((300, 20))
+    y = rng.integers(0, n_classes, 300)
+    X[:, 0] += y
+    ref = RidgeClassifier(alpha=2.0).fit(X, y)
+    got = RidgeClassifierFast(alpha=2.0).fit(X, y)
+    np.testing.assert_allclose(np.atleast_2d(got.coef_), np.atleast_2d(ref.coef_), atol=1e-10)
+    np.testing.assert_allclose(np.ravel(got.intercept_), np.ravel(ref.intercept_), atol=1e-10)
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
