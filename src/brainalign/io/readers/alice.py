@@ -87,12 +87,24 @@ class AliceReader(StudyReader):
     #: 28 copies of rate and sndpwr agree at r > 0.99999; they differ by rounding, about 0.1 %)
     PREDICTOR_MIN_R = 0.999
 
+    #: the authors' linguistic predictors (one file, HRF-convolved, columns as README_data.txt
+    #: names them; 372 rows: before the 10-volume discard, so rows 10.. are the kept TRs; its
+    #: rate_conv correlates r = 0.98 with the per-subject rate file at that offset, < 0.1 at 0 or 5)
+    GENERIC_FILE = "sept18-generic-predictors-under-hrf-with-logfrqhal.txt"
+    GENERIC_COLUMNS = ("rate_conv", "frq_conv_orth", "break_conv_orth", "tdp_conv_orth", "tdx_conv_orth",
+                       "bup_conv_orth", "bux_conv_orth", "cfgsurp_conv_orth", "bigramlex_conv_orth",
+                       "trigramlex_conv_orth", "bigrampos_conv_orth", "trigrampos_conv_orth")
+    GENERIC_DISCARD = 10
+
     def predictors(self, story: str, names: list[str]) -> pd.DataFrame:
         """The authors' per-subject predictor files ``predictors/sNN-<name>.txt`` (``rate``: word
         rate, ``sndpwr``: sound power; already HRF-convolved, one row per kept TR), averaged over the
         subjects' copies, which agree to rounding; a copy correlating below
         :data:`PREDICTOR_MIN_R` with the median of the copies is left out with a warning naming it
-        (s33's sound power: r = 0.45), and an error when half of them disagree.
+        (s33's sound power: r = 0.45), and an error when half of them disagree. Names among
+        :data:`GENERIC_COLUMNS` (word frequency, top-down / bottom-up parser node counts, CFG
+        surprisal, n-gram surprisals; ``_orth``: orthogonalised by the authors) come from the one
+        :data:`GENERIC_FILE`, its first 10 rows (discarded volumes) dropped.
 
         Returns
         -------
@@ -102,7 +114,15 @@ class AliceReader(StudyReader):
             raise MissingDataError(f"{self.name} study: no story {story!r} (the only story is {self.story!r})")
         folder = self.require(self.root / "predictors", "the predictors folder")
         cols = {}
-        for name in names:
+        generic = [n for n in names if n in self.GENERIC_COLUMNS]
+        if generic:
+            path = self.require(folder / self.GENERIC_FILE, "the authors' linguistic predictors")
+            table = np.loadtxt(path, dtype=np.float64, ndmin=2)
+            if table.shape[1] != len(self.GENERIC_COLUMNS):
+                raise ValueError(f"{path}: {table.shape[1]} columns, README_data.txt names {len(self.GENERIC_COLUMNS)}")
+            for n in generic:
+                cols[n] = table[self.GENERIC_DISCARD:, self.GENERIC_COLUMNS.index(n)]
+        for name in (n for n in names if n not in self.GENERIC_COLUMNS):
             files = sorted(folder.glob(f"s*-{name}.txt"))
             if not files:
                 raise MissingDataError(f"{self.name} study: no predictor files {folder}/sNN-{name}.txt")
@@ -128,4 +148,7 @@ class AliceReader(StudyReader):
                             "the mean", self.name, name,
                             [f"{f.name} (r = {r:.3f})" for f, r, k in zip(files, agree, ok) if not k])
             cols[name] = stack[ok].mean(0)
-        return pd.DataFrame(cols)
+        lengths = {n: len(v) for n, v in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{self.name} predictors differ in length {lengths}")
+        return pd.DataFrame({n: cols[n] for n in names})
