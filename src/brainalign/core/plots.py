@@ -260,10 +260,12 @@ def audio_words(waveform: np.ndarray, sample_rate: int, words: pd.DataFrame, sto
 
 def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") -> plt.Figure:
     """Property removal: one heat map per ROI of the drop in mean r (rows: property x method,
-    columns: layer; the group rows of ``removal_drop`` when there are any, else the mean over
-    subjects), starred where q < 0.05; and a last panel with each property's probe accuracy
-    above the majority baseline by layer (original features, solid; removed, dashed)."""
-    d = drops[drops["subject"] == "group"] if (drops["subject"] == "group").any() else drops
+    columns: layer; the pooled group rows of ``removal_drop``, ``test = block_swap_fixed``, when
+    there are any, else the mean over subjects), starred where their q < 0.05; and a last panel
+    with each property's probe accuracy above the majority baseline by layer (original features,
+    solid; removed, dashed)."""
+    pooled = drops["test"] == "block_swap_fixed"
+    d = drops[pooled] if pooled.any() else drops
     d = d.groupby(["property", "method", "layer", "roi"], sort=False).agg(drop=("drop", "mean"), q=("q", "min"))
     d = d.reset_index()
     rois = list(dict.fromkeys(d["roi"].tolist()))
