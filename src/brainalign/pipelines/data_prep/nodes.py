@@ -83,7 +83,13 @@ def planted_property_values(words: dict, prop: str, sentence_pause: float = 0.5)
         ok = sorted(n for n, a in ANNOTATORS.items() if a.kind == "numeric" and not a.needs)
         raise ValueError(f"synthetic.planted_property {prop!r}: plant a numeric property computed from text alone; "
                          f"one of {ok}")
-    table = build_words_table(words, sentence_pause)
+    def with_pauses(w: pd.DataFrame) -> pd.DataFrame:   # as the study reader gives them (pause_before)
+        if "pause_before" in w.columns:
+            return w
+        gap = np.r_[0.0, np.clip(w["onset"].to_numpy()[1:] - w["offset"].to_numpy()[:-1], 0, None)]
+        return w.assign(pause_before=gap)
+
+    table = build_words_table({s: with_pauses(w) for s, w in words.items()}, sentence_pause)
     ann = annotate(table, [prop], AnnotationResources(dataset="simulated"))
     return {s: ann.loc[table["story"] == s, prop].to_numpy(float) for s in words}
 
