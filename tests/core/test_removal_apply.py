@@ -108,3 +108,29 @@ def test_errors_name_the_problem():
     const = ann.assign(position_in_sentence=1.0)
     with pytest.raises(ValueError, match="one class only"):
         remove_property_per_fold("residual", feats, words, const, "position_in_sentence", grids, folds, _identity)
+
+
+@pytest.mark.parametrize("method", ["residual", "inlp"])
+def test_words_without_a_value_enter_no_fit(method):
+    """A word with no value (tense of a sentence without a finite verb) is left out of the fit;
+    a residual leaves its features unchanged, INLP projects it like every word."""
+    words, feats, ann, grids, folds, X = _study(seed=3)
+    ann = ann.assign(tense=np.where(ann["position_in_sentence"] < 3, "past", "present").astype(object))
+    gone = [5, 70, 130]
+    ann.loc[gone, "tense"] = None
+    out = remove_property_per_fold(method, feats, words, ann, "tense", grids, folds, _identity,
+                                   method_params={"max_iter": 2} if method == "inlp" else {})
+    Z = np.concatenate([out[f"1/{s}"] for s in ("a", "b", "c")])
+    if method == "residual":
+        np.testing.assert_allclose(Z[gone], X[gone], atol=1e-5)
+        assert not np.allclose(Z[6], X[6], atol=1e-3)
+    assert out.summaries[1]["n_words_without_value"] == 3
+    # the fit is the fit without those words: replacing their value changes nothing
+    ann2 = ann.copy()
+    ann2.loc[gone, "tense"] = "past"
+    keep = folds[~folds["sample"].isin(gone)]
+    ref = remove_property_per_fold(method, feats, words, ann2, "tense", grids, keep, _identity,
+                                   method_params={"max_iter": 2} if method == "inlp" else {}, probe=False)
+    Zr = np.concatenate([ref[f"1/{s}"] for s in ("a", "b", "c")])
+    rows = np.setdiff1d(np.arange(len(X)), gone)
+    np.testing.assert_allclose(Z[rows], Zr[rows], atol=1e-5)

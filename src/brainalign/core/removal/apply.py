@@ -117,7 +117,15 @@ def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFra
         parts.append(X)
     X = np.concatenate(parts).astype(np.float64)
     values = property_values(annotations, words, prop, condition)
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if missing.all():
+        raise PropertyError(f"condition {condition!r}: property {prop!r} has no value for any word")
+    if missing.any():
+        log.warning("condition %s: %d of %d words have no %s (e.g. a sentence without a finite verb): they are "
+                    "left out of every fit and probe, and a residual leaves their features unchanged", condition,
+                    int(missing.sum()), len(values), prop)
     sample = word_samples(words, grids, align)
+    sample[missing] = -1     # words without a value enter no fit (their features are still transformed)
     story_of_word = words["story"].to_numpy()
     bounds = np.r_[0, np.cumsum([len(p) for p in parts])]
     fitted, summaries = {}, {}
@@ -130,11 +138,15 @@ def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFra
         where = f"condition {condition}, fold {f}"
         if len(train) == 0:
             raise PropertyError(f"{where}: no word falls in a training TR")
-        enc = encode_property(values, kind, train_rows=train, n_bins=n_bins, name=prop, context=where)
+        enc = encode_property(_filled(values, missing, kind, train), kind, train_rows=train, n_bins=n_bins,
+                              name=prop, context=where)
+        if missing.any() and kind == "numeric":   # no effect is removed from words without a value
+            enc.design[missing] = 0.0
         remover = REMOVERS[method](**params)
         groups = story_of_word[train] if len(np.unique(story_of_word[train])) >= 2 else None
         remover.fit(X[train], enc.take(train), groups=groups)
         summary = {"fold": f, "n_train_words": int(len(train)), "n_test_words": int(len(test)),
+                   "n_words_without_value": int(missing.sum()),
                    **remover.summary()}
         if probe and len(test):
             Z = remover.transform(X[np.r_[train, test]], enc.take(np.r_[train, test]))
@@ -155,6 +167,20 @@ def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFra
 
     out = PerFoldFeatures(sorted(fitted), stories, compute)
     out.summaries = summaries
+    return out
+
+
+def _filled(values: np.ndarray, missing: np.ndarray, kind: str, train: np.ndarray) -> np.ndarray:
+    """Values with the missing ones filled so that they encode as "no effect": a categorical
+    placeholder class that no training word has (unknown: label -1, an all-zero design row), or
+    for a numeric property any finite number (its design row is then set to 0)."""
+    if not missing.any():
+        return values
+    out = np.asarray(values, dtype=object).copy()
+    if kind == "numeric":
+        out[missing] = float(np.mean(np.asarray(values[train], dtype=float)))
+        return out.astype(float)
+    out[missing] = "\x00no value"
     return out
 
 

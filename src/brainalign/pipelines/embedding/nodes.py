@@ -108,16 +108,17 @@ def probe_properties(word_features: dict, words: pd.DataFrame, annotations: pd.D
     w = w.reset_index(drop=True)
     X = np.concatenate([np.asarray(word_features[s]) for s in stories])
     sample = word_samples(w, grids, embedding.get("word_align", "midpoint"))
-    fold_rows = []
-    for f, rows in folds.groupby("fold", sort=True):
-        tr = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "train", "sample"].to_numpy()))
-        te = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "test", "sample"].to_numpy()))
-        fold_rows.append((tr, te))
     out = []
     for prop in properties:
         values = property_values(annotations, w, prop, condition)
-        res = probe_accuracy(X, values, fold_rows, kind=ANNOTATORS[prop].kind, n_bins=int(removal.get("n_bins", 5)),
-                             name=prop, context=f"{condition} layer {layer}")
+        valid = np.flatnonzero(~np.asarray(pd.isna(values), dtype=bool))   # words with a value
+        fold_rows = []
+        for f, rows in folds.groupby("fold", sort=True):
+            tr = np.flatnonzero(np.isin(sample[valid], rows.loc[rows["role"] == "train", "sample"].to_numpy()))
+            te = np.flatnonzero(np.isin(sample[valid], rows.loc[rows["role"] == "test", "sample"].to_numpy()))
+            fold_rows.append((tr, te))
+        res = probe_accuracy(X[valid], values[valid], fold_rows, kind=ANNOTATORS[prop].kind,
+                             n_bins=int(removal.get("n_bins", 5)), name=prop, context=f"{condition} layer {layer}")
         for f, (tr, te) in enumerate(fold_rows):
             out.append({"condition": condition, "layer": int(layer), "property": prop, "features": "original",
                         "fold": f, "accuracy": float(res.fold_accuracy[f]), "baseline": float(res.fold_baseline[f]),
