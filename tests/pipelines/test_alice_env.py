@@ -22,9 +22,12 @@ def test_alice_env_run(tmp_path):
         params["layers"] = [2]
         params["variance_partition"]["n_iter"] = 5   # the partition of the env, cheaper
         params["encoding"]["null_model"]["n_draws"] = 50
+        # the env's property removal, one tag-based property (the tagger trained on the treebank sample)
+        params["removal"].update(layers=[2], properties=["tense"], drop_test={"n_perm": 200})
 
     copy_project(tmp_path, "alice", subset)
-    proc = run_kedro(tmp_path, "run", "--env", "alice", env_vars={"BRAINALIGN_ALICE_DIR": str(ALICE)})
+    proc = run_kedro(tmp_path, "run", "--env", "alice", env_vars={"BRAINALIGN_ALICE_DIR": str(ALICE),
+                                                               "BRAINALIGN_NLU_DIR": str(ROOT.parent / "shared" / "data" / "nlu")})
     log = proc.stdout + proc.stderr
     assert "subject s33 excluded" in log
     report = tmp_path / "data" / "alice" / "08_reporting"
@@ -36,7 +39,8 @@ def test_alice_env_run(tmp_path):
     # the env's three kinds side by side: the text model and its control at layer 2, the
     # authors' low-level predictors (one layer, 0)
     assert set(map(tuple, summary[["condition", "layer"]].drop_duplicates().to_numpy().tolist())) == {
-        ("pretrained", 2), ("random_init", 2), ("lowlevel", 0)}
+        ("pretrained", 2), ("random_init", 2), ("lowlevel", 0), ("parser", 0), ("pretrained-minus-parser", 2),
+        ("pretrained-removed-tense-residual", 2), ("pretrained-removed-tense-inlp", 2)}
     assert np.isfinite(summary["mean_r"]).all()
     assert (summary["n_subjects"] == 2).all()
     scores = pd.read_parquet(tmp_path / "data" / "alice" / "07_model_output" / "encoding_scores.parquet")
@@ -54,3 +58,13 @@ def test_alice_env_run(tmp_path):
     wide = part.pivot_table(index=["subject", "roi"], columns="quantity", values="value")
     total = wide["unique[lowlevel]"] + wide["unique[model]"] + wide["shared[lowlevel+model]"]
     assert (total - wide["r2[lowlevel+model]"]).abs().max() < 1e-9
+
+    # property removal on the real words: tense from the tagger, the drop per ROI with its tests
+    drop = pd.read_csv(report / "removal_drop.csv")
+    assert set(drop["subject"]) == {"s18", "s22", "group"} and set(drop["roi"]) == ROIS
+    assert set(drop["method"]) == {"residual", "inlp"}
+    sub = drop[drop["test"] == "block_swap"]
+    assert sub["p"].between(0, 1).all() and len(sub) == 2 * 2 * 6
+    ann = pd.read_parquet(tmp_path / "data" / "alice" / "02_intermediate" / "annotations.parquet")
+    assert set(ann["tense"].dropna()) == {"past", "present"}
+    assert ann["tense"].isna().mean() < 0.05
