@@ -272,12 +272,13 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
     n = len(rois) + 1
     ncol = min(4, n)
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.9 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol + 1.6, 0.45 * max(2, d.groupby(["property", "method"]).ngroups) * nrow + 1.2),
+                             squeeze=False, gridspec_kw={"wspace": 0.12, "hspace": 0.45})
     flat = axes.ravel()
     lim = float(np.nanmax(np.abs(d["drop"]))) if len(d) else 1.0
     lim = lim if lim > 0 else 1.0
     im = None
-    for ax, roi in zip(flat, rois):
+    for k, (ax, roi) in enumerate(zip(flat, rois)):
         g = d[d["roi"] == roi]
         rows = list(dict.fromkeys(zip(g["property"], g["method"])))
         layers = sorted(g["layer"].unique())
@@ -293,7 +294,7 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
                     star = "*" if np.isfinite(Q[i, j]) and Q[i, j] < 0.05 else ""
                     ax.text(j, i, f"{M[i, j]:+.3f}{star}", ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(layers)), [str(k) for k in layers])
-        ax.set_yticks(range(len(rows)), [f"{p}\n{m}" for p, m in rows], fontsize=7)
+        ax.set_yticks(range(len(rows)), [f"{p} ({m})" for p, m in rows] if k % ncol == 0 else [], fontsize=7)
         ax.set_xlabel("layer")
         ax.set_title(str(roi), fontsize=9)
     ax = flat[len(rois)]
