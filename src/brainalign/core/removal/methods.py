@@ -40,8 +40,9 @@ this), ``transform`` is applied to all rows. Built in:
               every design column.
 ``inlp``      :class:`INLP` (Ravfogel et al. 2020, iterative null-space projection): linear
               classifiers of the class labels are trained in turn on the projected training
-              features and their weight directions removed, until a classifier's accuracy on an
-              inner development split is within ``tol`` of the majority baseline. The result is
+              features and their weight directions removed, as many times as inner
+              cross-validation over the training rows says it takes for a classifier's held-out
+              accuracy to sit within ``tol`` of the majority baseline. The result is
               one orthogonal projection ``P`` (d, d); ``Z = (X - mu) P + mu`` with ``mu`` the
               training mean.
 """
@@ -361,7 +362,7 @@ class INLP:
     scored 0.35-0.37 on the held-out story (majority 0.24-0.28); and removing with a classifier
     of all rows while checking on some of them is biased below chance (the check's rows shaped
     the removal) and stopped after 20 directions with the fresh probe at 0.39. Chosen by inner
-    cross-validation: 140 directions, fresh probe 0.232 (majority 0.236), 14 s with ``ridge``.
+    cross-validation: 140 directions, fresh probe 0.232 (majority 0.236).
 
     Parameters
     ----------
@@ -483,7 +484,7 @@ class INLP:
     def fit(self, X: np.ndarray, prop: EncodedProperty, *, groups=None) -> "INLP":
         """Fit on the training rows: ``X`` float (n_train, d), ``prop`` the same rows
         (``prop.take(train_rows)``); ``groups`` (n_train,), optional, e.g. the story of each row:
-        the inner development split then holds whole groups."""
+        the inner folds then hold whole groups (when there are at least ``n_checks``)."""
         X = _check_fit_inputs(X, prop, "inlp")
         y = np.asarray(prop.labels, np.int64)
         if (y < 0).any():
