@@ -169,6 +169,18 @@ def check_study_present(params: dict) -> None:
         raise MissingDataError(f"the {study['reader']} study at {study['root']} has no subjects; nothing was run")
 
 
+def _registered_pair(params: dict, section: str, a: str, reg_a: dict, b: str, reg_b: dict) -> tuple[list, list]:
+    """``params[a]`` and ``params[b]`` as lists, every name checked against its registry, neither
+    empty (``section`` names the parameter block in the errors)."""
+    first, second = list(params.get(a) or []), list(params.get(b) or [])
+    unknown = [x for x in first if x not in reg_a] + [x for x in second if x not in reg_b]
+    if unknown:
+        raise ValueError(f"{section}: unknown {a} or {b} {unknown} ({a}: {sorted(reg_a)}; {b}: {sorted(reg_b)})")
+    if not first or not second:
+        raise ValueError(f"{section} is enabled but {section}.{a} or {section}.{b} is empty")
+    return first, second
+
+
 def tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
     """(condition, task, method) for every task x method of ``task_tuning`` when it is enabled;
     checked against the task and method registries (reads no file)."""
@@ -178,13 +190,7 @@ def tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
     from ..core.tasks.readers import TASKS
     from ..core.tasks.run import condition_name
 
-    tasks, methods = list(params.get("tasks") or []), list(params.get("methods") or [])
-    unknown = [t for t in tasks if t not in TASKS] + [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"task_tuning: unknown tasks or methods {unknown} (tasks: {sorted(TASKS)}; "
-                         f"methods: {sorted(METHODS)})")
-    if not tasks or not methods:
-        raise ValueError("task_tuning is enabled but task_tuning.tasks or task_tuning.methods is empty")
+    tasks, methods = _registered_pair(params, "task_tuning", "tasks", TASKS, "methods", METHODS)
     base = params.get("base_model", "all-MiniLM-L6-v2")
     return tuple((condition_name(base, m, t), t, m) for t in tasks for m in methods)
 
@@ -214,13 +220,9 @@ def removal_cells(params: dict) -> tuple[tuple[str, str, str, str], ...]:
     from ..core.removal.annotators import ANNOTATORS
     from ..core.removal.methods import REMOVERS
 
-    props, methods = list(params.get("properties") or []), list(params.get("methods") or [])
-    unknown = [p for p in props if p not in ANNOTATORS] + [m for m in methods if m not in REMOVERS]
-    if unknown:
-        raise ValueError(f"removal: unknown properties or methods {unknown} (properties: {sorted(ANNOTATORS)}; "
-                         f"methods: {sorted(REMOVERS)})")
-    if not props or not methods or not params.get("source"):
-        raise ValueError("removal is enabled but removal.source, removal.properties or removal.methods is empty")
+    props, methods = _registered_pair(params, "removal", "properties", ANNOTATORS, "methods", REMOVERS)
+    if not params.get("source"):
+        raise ValueError("removal is enabled but removal.source is empty")
     sources = params["source"] if isinstance(params["source"], (list, tuple)) else [params["source"]]
     return tuple((removal_name(src, p, m), str(src), p, m) for src in sources for p in props for m in methods)
 

@@ -53,6 +53,66 @@ def word_samples(words: pd.DataFrame, grids: pd.DataFrame, align: str = "midpoin
     return out
 
 
+def stacked_word_features(word_features: dict, words: pd.DataFrame, grids: pd.DataFrame,
+                          condition: str = "?") -> tuple[pd.DataFrame, np.ndarray]:
+    """The words of the stories of ``grids`` in story and ``word_index`` order, and the source's
+    word features stacked in that order (float array (n_words, dim)); a story whose feature rows
+    and words differ in number is an error naming it."""
+    stories = grids["story"].tolist()
+    order = {s: k for k, s in enumerate(stories)}
+    w = words[words["story"].isin(stories)]
+    w = w.assign(_o=w["story"].map(order)).sort_values(["_o", "word_index"], kind="stable")
+    w = w.drop(columns="_o").reset_index(drop=True)
+    parts = []
+    for s in stories:
+        X = np.asarray(word_features[s])
+        n = int((w["story"] == s).sum())
+        if len(X) != n:
+            raise ValueError(f"condition {condition!r}, story {s!r}: the source has {len(X)} word feature rows, the "
+                             f"words table {n} words")
+        parts.append(X)
+    return w, np.concatenate(parts)
+
+
+def fold_word_rows(sample: np.ndarray, folds: pd.DataFrame) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per outer fold: (fold, training words, held-out words), the words (rows of ``sample``, from
+    :func:`word_samples`) whose sample is a training or a test sample of the fold; words of no
+    sample (-1) are in neither."""
+    out = []
+    for f, rows in folds.groupby("fold", sort=True):
+        train = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "train", "sample"].to_numpy(np.int64)))
+        test = np.flatnonzero(np.isin(sample, rows.loc[rows["role"] == "test", "sample"].to_numpy(np.int64)))
+        out.append((int(f), train, test))
+    return out
+
+
+def probe_per_fold(word_features: dict, words: pd.DataFrame, annotations: pd.DataFrame, prop: str,
+                   grids: pd.DataFrame, folds: pd.DataFrame, *, n_bins: int = 5, align: str = "midpoint",
+                   condition: str = "?", layer: int = -1) -> pd.DataFrame:
+    """A linear probe of ``prop`` from one layer's word features with the encoding's outer folds
+    (trained on the words of a fold's training TRs, tested on those of its held-out TRs; words
+    without a value left out).
+
+    Returns
+    -------
+    DataFrame: condition, layer, property, features ("original"), fold, accuracy, baseline
+    (majority class of the training words), n_train, n_test, n_classes."""
+    from .annotators import ANNOTATORS
+    from .probes import probe_accuracy
+
+    w, X = stacked_word_features(word_features, words, grids, condition)
+    values = property_values(annotations, w, prop, condition)
+    valid = np.flatnonzero(~np.asarray(pd.isna(values), dtype=bool))
+    folds_rows = fold_word_rows(word_samples(w, grids, align)[valid], folds)
+    res = probe_accuracy(X[valid], values[valid], [(tr, te) for _, tr, te in folds_rows], kind=ANNOTATORS[prop].kind,
+                         n_bins=n_bins, name=prop, context=f"{condition} layer {layer}")
+    log.info("%s layer %d: probe of %s %.3f (majority %.3f)", condition, layer, prop, res.accuracy, res.baseline)
+    return pd.DataFrame([{"condition": condition, "layer": int(layer), "property": prop, "features": "original",
+                          "fold": k, "accuracy": float(res.fold_accuracy[k]), "baseline": float(res.fold_baseline[k]),
+                          "n_train": len(tr), "n_test": len(te), "n_classes": int(res.n_classes)}
+                         for k, (_, tr, te) in enumerate(folds_rows)])
+
+
 def property_values(annotations: pd.DataFrame, words: pd.DataFrame, prop: str, condition: str = "?") -> np.ndarray:
     """The annotation column ``prop`` aligned to the rows of ``words`` (by story and word_index)."""
     if prop not in annotations.columns:
@@ -103,19 +163,9 @@ def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFra
     params = dict(method_params or {})
     n_bins = int(params.pop("n_bins", 5))
     stories = grids["story"].tolist()
-    words = words[words["story"].isin(stories)]
-    order = {s: k for k, s in enumerate(stories)}
-    words = words.assign(_o=words["story"].map(order)).sort_values(["_o", "word_index"], kind="stable")
-    words = words.drop(columns="_o").reset_index(drop=True)
-    parts = []
-    for s in stories:
-        X = np.asarray(word_features[s])
-        n = int((words["story"] == s).sum())
-        if len(X) != n:
-            raise ValueError(f"condition {condition!r}, story {s!r}: the source has {len(X)} word feature rows, the "
-                             f"words table {n} words")
-        parts.append(X)
-    X = np.concatenate(parts).astype(np.float64)
+    words, X = stacked_word_features(word_features, words, grids, condition)
+    X = X.astype(np.float64)
+    bounds = np.r_[0, np.cumsum([int((words["story"] == st).sum()) for st in stories])]
     values = property_values(annotations, words, prop, condition)
     missing = np.asarray(pd.isna(values), dtype=bool)
     if missing.all():
@@ -127,14 +177,8 @@ def remove_property_per_fold(method: str, word_features: dict, words: pd.DataFra
     sample = word_samples(words, grids, align)
     sample[missing] = -1     # words without a value enter no fit (their features are still transformed)
     story_of_word = words["story"].to_numpy()
-    bounds = np.r_[0, np.cumsum([len(p) for p in parts])]
     fitted, summaries = {}, {}
-    for f, rows in folds.groupby("fold", sort=True):
-        f = int(f)
-        train_samples = rows.loc[rows["role"] == "train", "sample"].to_numpy(np.int64)
-        test_samples = rows.loc[rows["role"] == "test", "sample"].to_numpy(np.int64)
-        train = np.flatnonzero(np.isin(sample, train_samples))
-        test = np.flatnonzero(np.isin(sample, test_samples))
+    for f, train, test in fold_word_rows(sample, folds):
         where = f"condition {condition}, fold {f}"
         if len(train) == 0:
             raise PropertyError(f"{where}: no word falls in a training TR")

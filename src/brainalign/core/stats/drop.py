@@ -24,7 +24,12 @@ fold, not a Pearson per draw. tests/core/test_drop.py checks the statistic again
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
 
 from .bootstrap import fold_blocks
 
@@ -153,3 +158,70 @@ def combine_subjects(drops, nulls) -> float:
         raise ValueError(f"combine_subjects: {len(drops)} drops but null draws of shape {nulls.shape}")
     k = nulls.shape[1]
     return float((1 + (nulls.mean(0) >= drops.mean() - 1e-12).sum()) / (k + 1))
+
+
+REMOVAL_COLUMNS = ["subject", "condition", "base_condition", "property", "method", "layer", "roi", "r_base",
+                   "r_removed", "drop", "p", "q", "n_targets", "share_targets_q05", "test"]
+
+
+def drop_summary(cells: list, roi_tables: list, n_perm: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """``removal_drop.csv``: the drop in alignment per removal condition, layer and ROI.
+
+    ``cells``: per-cell drop tables (one row per target: subject, condition, base_condition,
+    property, method, layer, target, roi, r_base, r_removed, roi_drop, roi_p, q); ``roi_tables``:
+    per-cell ROI tables (subject, condition, layer, roi, null: the block-swap draws); ``n_perm``,
+    ``seed``: the sign-flip test's. Rows:
+
+    - per subject (``test = block_swap``): the ROI's mean r with and without the property, the
+      drop and its one-sided p from the paired block-swap test, the share of the ROI's targets
+      with per-target q < 0.05;
+    - ``subject = group``, ``test = block_swap_fixed``: the subjects' mean drop against the mean
+      of their draws (core.stats.drop.combine_subjects: these subjects' data, all blocks pooled);
+    - ``subject = group``, ``test = sign_flip``: the two-sided sign-flip test of the subjects'
+      drops (a population claim; needs 3 subjects, smallest p 2 / 2^n).
+
+    q: Benjamini-Hochberg within each test's rows (the family: every condition, layer and ROI).
+    """
+    from .group import MIN_SUBJECTS, bh_fdr, paired_test
+
+    cells = [c for c in cells if c is not None and len(c)]
+    if not cells:
+        return pd.DataFrame(columns=REMOVAL_COLUMNS)
+    t = pd.concat(cells, ignore_index=True)
+    keys = ["condition", "base_condition", "property", "method", "layer", "roi"]
+    sub = (t.groupby(["subject", *keys], sort=False)
+           .agg(r_base=("r_base", "mean"), r_removed=("r_removed", "mean"), drop=("roi_drop", "first"),
+                p=("roi_p", "first"), n_targets=("target", "size"),
+                share_targets_q05=("q", lambda q: float((q < 0.05).mean())))
+           .reset_index())
+    sub["test"] = "block_swap"
+    nulls = {}
+    for r in (x for x in roi_tables if x is not None and len(x)):
+        for row in r.itertuples():
+            nulls[(row.subject, row.condition, int(row.layer), row.roi)] = np.asarray(row.null, float)
+    fixed, flips = [], []
+    for key, g in sub.groupby(keys, sort=False):
+        row = dict(zip(keys, key), subject="group", r_base=g["r_base"].mean(), r_removed=g["r_removed"].mean(),
+                   drop=g["drop"].mean(), n_targets=int(g["n_targets"].sum()),
+                   share_targets_q05=float(np.average(g["share_targets_q05"], weights=g["n_targets"])))
+        k = dict(zip(keys, key))
+        draws = [nulls.get((s, k["condition"], int(k["layer"]), k["roi"])) for s in g["subject"]]
+        if all(d is not None for d in draws) and len({len(d) for d in draws}) == 1:
+            fixed.append({**row, "p": combine_subjects(g["drop"].to_numpy(), np.stack(draws)),
+                          "test": "block_swap_fixed"})
+        flip = {**row, "p": np.nan, "test": "sign_flip"}
+        if len(g) >= MIN_SUBJECTS:
+            res = paired_test(g["r_base"].to_numpy(), g["r_removed"].to_numpy(), n_perm=int(n_perm), seed=int(seed))
+            flip["p"] = res["p_signflip"]
+        flips.append(flip)
+    if sub["subject"].nunique() < MIN_SUBJECTS:
+        log.warning("removal_drop: fewer than %d subjects, no sign-flip test across subjects (the block-swap tests "
+                    "per subject and pooled are in the table)", MIN_SUBJECTS)
+    out = pd.concat([sub, pd.DataFrame(fixed), pd.DataFrame(flips)], ignore_index=True)
+    out["q"] = np.nan
+    for test, rows in out.groupby("test").groups.items():
+        ok = out.loc[rows, "p"].notna()
+        idx = ok[ok].index
+        if len(idx):
+            out.loc[idx, "q"] = bh_fdr(out.loc[idx, "p"].to_numpy())
+    return out[REMOVAL_COLUMNS]

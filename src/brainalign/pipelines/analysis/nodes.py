@@ -389,73 +389,14 @@ def pycortex_flatmap(scores: pd.DataFrame, params: dict, dataset: str, *targets_
     return brainmaps.flatmap(vol, cfg["subject"], cfg["xfm"], f"{dataset}: {what}")
 
 
-REMOVAL_COLUMNS = ["subject", "condition", "base_condition", "property", "method", "layer", "roi", "r_base",
-                   "r_removed", "drop", "p", "q", "n_targets", "share_targets_q05", "test"]
-
-
 def removal_drop_table(*data, n_drops: int) -> pd.DataFrame:
-    """``removal_drop.csv``: the drop in alignment per removal condition, layer and ROI.
+    """``removal_drop.csv`` (core.stats.drop.drop_summary): ``data`` are the ``n_drops`` per-cell
+    drop tables, the ``n_drops`` per-cell ROI tables, then the group-test parameters."""
+    from ...core.stats.drop import drop_summary
 
-    ``data``: the ``n_drops`` per-cell drop tables (one row per target), the ``n_drops`` per-cell
-    ROI tables (with the block-swap draws), then the group-test parameters. Rows:
-
-    - per subject (``test = block_swap``): the ROI's mean r with and without the property, the
-      drop and its one-sided p from the paired block-swap test, the share of the ROI's targets
-      with per-target q < 0.05;
-    - ``subject = group``, ``test = block_swap_fixed``: the subjects' mean drop against the mean
-      of their draws (core.stats.drop.combine_subjects: these subjects' data, all blocks pooled);
-    - ``subject = group``, ``test = sign_flip``: the two-sided sign-flip test of the subjects'
-      drops (a population claim; needs 3 subjects, smallest p 2 / 2^n).
-
-    q: Benjamini-Hochberg within each test's rows (the family: every condition, layer and ROI).
-    """
-    from ...core.stats.drop import combine_subjects
-    from ...core.stats.group import MIN_SUBJECTS, bh_fdr, paired_test
-
-    cells, roi_tables = data[:n_drops], data[n_drops:2 * n_drops]
     params = (data[2 * n_drops] if len(data) > 2 * n_drops else None) or {}
-    cells = [c for c in cells if c is not None and len(c)]
-    if not cells:
-        return pd.DataFrame(columns=REMOVAL_COLUMNS)
-    t = pd.concat(cells, ignore_index=True)
-    keys = ["condition", "base_condition", "property", "method", "layer", "roi"]
-    sub = (t.groupby(["subject", *keys], sort=False)
-           .agg(r_base=("r_base", "mean"), r_removed=("r_removed", "mean"), drop=("roi_drop", "first"),
-                p=("roi_p", "first"), n_targets=("target", "size"),
-                share_targets_q05=("q", lambda q: float((q < 0.05).mean())))
-           .reset_index())
-    sub["test"] = "block_swap"
-    nulls = {}
-    for r in (x for x in roi_tables if x is not None and len(x)):
-        for row in r.itertuples():
-            nulls[(row.subject, row.condition, int(row.layer), row.roi)] = np.asarray(row.null, float)
-    fixed, flips = [], []
-    for key, g in sub.groupby(keys, sort=False):
-        row = dict(zip(keys, key), subject="group", r_base=g["r_base"].mean(), r_removed=g["r_removed"].mean(),
-                   drop=g["drop"].mean(), n_targets=int(g["n_targets"].sum()),
-                   share_targets_q05=float(np.average(g["share_targets_q05"], weights=g["n_targets"])))
-        k = dict(zip(keys, key))
-        draws = [nulls.get((s, k["condition"], int(k["layer"]), k["roi"])) for s in g["subject"]]
-        if all(d is not None for d in draws) and len({len(d) for d in draws}) == 1:
-            fixed.append({**row, "p": combine_subjects(g["drop"].to_numpy(), np.stack(draws)),
-                          "test": "block_swap_fixed"})
-        flip = {**row, "p": np.nan, "test": "sign_flip"}
-        if len(g) >= MIN_SUBJECTS:
-            res = paired_test(g["r_base"].to_numpy(), g["r_removed"].to_numpy(),
-                              n_perm=int(params.get("n_perm", 10000)), seed=int(params.get("seed", 0)))
-            flip["p"] = res["p_signflip"]
-        flips.append(flip)
-    if sub["subject"].nunique() < MIN_SUBJECTS:
-        log.warning("removal_drop: fewer than %d subjects, no sign-flip test across subjects (the block-swap tests "
-                    "per subject and pooled are in the table)", MIN_SUBJECTS)
-    out = pd.concat([sub, pd.DataFrame(fixed), pd.DataFrame(flips)], ignore_index=True)
-    out["q"] = np.nan
-    for test, rows in out.groupby("test").groups.items():
-        ok = out.loc[rows, "p"].notna()
-        idx = ok[ok].index
-        if len(idx):
-            out.loc[idx, "q"] = bh_fdr(out.loc[idx, "p"].to_numpy())
-    return out[REMOVAL_COLUMNS]
+    return drop_summary(list(data[:n_drops]), list(data[n_drops:2 * n_drops]), n_perm=int(params.get("n_perm", 10000)),
+                        seed=int(params.get("seed", 0)))
 
 
 PROBE_COLUMNS = ["condition", "layer", "property", "features", "accuracy", "baseline", "above_baseline", "n_folds",

@@ -97,34 +97,11 @@ def probe_properties(word_features: dict, words: pd.DataFrame, annotations: pd.D
     -------
     DataFrame: condition, layer, property, features ("original"), fold, accuracy, baseline
     (majority class of the training words), n_train, n_test, n_classes."""
-    from ...core.removal.annotators import ANNOTATORS
-    from ...core.removal.apply import property_values, word_samples
-    from ...core.removal.probes import probe_accuracy
+    from ...core.removal.apply import probe_per_fold
 
-    stories = grids["story"].tolist()
-    order = {s: k for k, s in enumerate(stories)}
-    w = words[words["story"].isin(stories)]
-    w = w.assign(_o=w["story"].map(order)).sort_values(["_o", "word_index"], kind="stable").drop(columns="_o")
-    w = w.reset_index(drop=True)
-    X = np.concatenate([np.asarray(word_features[s]) for s in stories])
-    sample = word_samples(w, grids, embedding.get("word_align", "midpoint"))
-    out = []
-    for prop in properties:
-        values = property_values(annotations, w, prop, condition)
-        valid = np.flatnonzero(~np.asarray(pd.isna(values), dtype=bool))   # words with a value
-        fold_rows = []
-        for f, rows in folds.groupby("fold", sort=True):
-            tr = np.flatnonzero(np.isin(sample[valid], rows.loc[rows["role"] == "train", "sample"].to_numpy()))
-            te = np.flatnonzero(np.isin(sample[valid], rows.loc[rows["role"] == "test", "sample"].to_numpy()))
-            fold_rows.append((tr, te))
-        res = probe_accuracy(X[valid], values[valid], fold_rows, kind=ANNOTATORS[prop].kind,
-                             n_bins=int(removal.get("n_bins", 5)), name=prop, context=f"{condition} layer {layer}")
-        for f, (tr, te) in enumerate(fold_rows):
-            out.append({"condition": condition, "layer": int(layer), "property": prop, "features": "original",
-                        "fold": f, "accuracy": float(res.fold_accuracy[f]), "baseline": float(res.fold_baseline[f]),
-                        "n_train": len(tr), "n_test": len(te), "n_classes": int(res.n_classes)})
-        log.info("%s layer %d: probe of %s %.3f (majority %.3f)", condition, layer, prop, res.accuracy, res.baseline)
-    return pd.DataFrame(out)
+    return pd.concat([probe_per_fold(word_features, words, annotations, prop, grids, folds,
+                                     n_bins=int(removal.get("n_bins", 5)), align=embedding.get("word_align", "midpoint"),
+                                     condition=condition, layer=layer) for prop in properties], ignore_index=True)
 
 
 def _jsonable(d: dict) -> dict:

@@ -17,6 +17,16 @@ from ...core.stats.summaries import BOOTSTRAP_COLUMNS, NULL_COLUMNS, SCORE_COLUM
 log = logging.getLogger(__name__)
 
 
+def ridge_settings(params: dict) -> dict:
+    """The ``cross_validated_encoding`` settings of the ``encoding`` parameters (alpha grid, inner
+    folds, backend, batch, dtype, solver), the same for every cell that fits."""
+    a = params.get("alphas", {})
+    return dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
+                n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
+                backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
+                dtype=params.get("dtype", "float32"), solver=params.get("solver", "himalaya"))
+
+
 def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: pd.DataFrame,
                  grids: pd.DataFrame, params: dict, dataset: str, *, subject: str, condition: str,
                  layer: int) -> pd.DataFrame:
@@ -44,12 +54,7 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
             raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
                              f"have {n_feat} and the responses {len(responses[s])}")
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
-    a = params.get("alphas", {})
-    kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
-                  n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
-                  backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
-                  dtype=params.get("dtype", "float32"), fold_features=X_by_fold,
-                  solver=params.get("solver", "himalaya"))
+    kwargs = dict(ridge_settings(params), fold_features=X_by_fold)
     boot = params.get("bootstrap") or {}
     res = cross_validated_encoding(X, Y, fold_list, story_of_sample, return_predictions=bool(boot.get("enabled")),
                                    **kwargs)
@@ -144,12 +149,7 @@ def fit_removal_drop(responses: dict, targets: pd.DataFrame, base: dict, removed
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     named = np.asarray(stories, dtype=object)[story_of_sample]
     Y = StackedRows([responses[s] for s in stories], stories)
-    a = params.get("alphas", {})
-    kwargs = dict(alphas=alpha_grid(float(a.get("low", 1e-2)), float(a.get("high", 1e8)), int(a.get("n", 21))),
-                  n_inner=int(params.get("n_inner", 5)), inner_gap=int(params.get("inner_gap", 5)),
-                  backend=params.get("backend", "numpy"), target_batch=params.get("target_batch"),
-                  dtype=params.get("dtype", "float32"), solver=params.get("solver", "himalaya"),
-                  return_predictions=True)
+    kwargs = dict(ridge_settings(params), return_predictions=True)
     X_base = np.concatenate([np.asarray(base[s]) for s in stories])
     res_base = cross_validated_encoding(X_base, Y, fold_list, story_of_sample, **kwargs)
     by_fold = _FoldMatrices(removed, stories, len(fold_list))
