@@ -32,7 +32,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from .base import EMBEDDING_OVERRIDES, ConditionError
+from .base import EMBEDDING_OVERRIDES, ConditionError, input_argument
 from .text import TextKind, load_model, resolve_model
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,13 @@ def check_model_directory(path: str | Path, what: str = "tuned model") -> str:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{what}: {path} is not a directory (has its producing pipeline run?)")
+    info = read_info(path)
+    if info.get("per_fold"):     # one model per outer fold (brain_tuning): fold_<k>/ each checked
+        for f in info.get("folds") or []:
+            check_model_directory(path / f"fold_{int(f)}", f"{what}, fold {int(f)}")
+        if not info.get("folds"):
+            raise ValueError(f"{what}: {path} is a per-fold directory without folds")
+        return "per_fold"
     names = {p.name for p in path.iterdir()}
     if "adapter_config.json" in names:
         if "adapter_model.safetensors" not in names:
@@ -207,13 +214,41 @@ class TunedKind(TextKind):
 
     def extract(self, name: str, params: dict, embedding: dict, layers: list[int], **data) -> dict[int, dict]:
         path = self._directory(params, data)
-        check_fold_rule(name, read_info(path), data.get("folds"), data.get("tr_grids"))
+        info = read_info(path)
+        if info.get("per_fold"):
+            return self._extract_per_fold(name, params, embedding, layers, Path(path), info, **data)
+        check_fold_rule(name, info, data.get("folds"), data.get("tr_grids"))
         if params.get("modality") == "speech":
             from .speech import SpeechKind
 
             check_model_directory(path, f"condition {name!r} ({params['model_dataset']})")  # never a pickle
             return SpeechKind().extract(name, {**params, "model": str(path)}, embedding, layers, **data)
         return super().extract(name, params, embedding, layers, **data)
+
+    def _extract_per_fold(self, name, params, embedding, layers, path: Path, info: dict, **data) -> dict[int, dict]:
+        """One model per outer fold (brain_tuning): fold ``k``'s features of every story under
+        ``"<k>/<story>"`` keys, after checking that fold ``k``'s model saw none of fold ``k``'s test
+        samples (:func:`brainalign.core.brain_tuning.run.check_per_fold_rule`)."""
+        from ..brain_tuning.run import check_per_fold_rule
+
+        folds = data.get("folds")
+        if folds is None:
+            raise ConditionError(f"condition {name!r}: a per-fold model directory needs the folds table")
+        have = sorted(int(f) for f in info["folds"])
+        want = sorted(int(f) for f in folds["fold"].unique())
+        if have != want:
+            raise ConditionError(f"condition {name!r}: {path} holds models for folds {have}, the encoding has folds "
+                                 f"{want}; rerun brain_tuning with the current cv parameters")
+        out: dict[int, dict] = {layer: {} for layer in layers}
+        for f in have:
+            sub = path / f"fold_{f}"
+            check_per_fold_rule(name, read_info(sub), f, folds)
+            feats = self.extract(name, {**params, "model_dataset": params["model_dataset"]}, embedding, layers,
+                                 **{**data, input_argument(params["model_dataset"]): sub, "folds": None})
+            for layer in layers:
+                for story, arr in feats[layer].items():
+                    out[layer][f"{f}/{story}"] = arr
+        return out
 
     def describe(self, name: str, params: dict, info: dict | None = None) -> dict:
         info = info or {}

@@ -1,0 +1,270 @@
+"""Brain-tuning one backbone on one fold's training samples (:func:`brain_tune`).
+
+Loss: the mean squared error of every tuned subject's standardised responses (z-scored with the
+statistics of the samples fitted), averaged over targets and then over subjects. Heads start at
+the closed-form ridge solution on the untuned backbone (alpha chosen on the validation samples), so
+epoch 0 is the best linear readout of the untuned model and any later gain is the backbone's.
+AdamW with two learning rates (backbone, heads), linear warm-up over the first ``warmup`` share of
+the steps then linear decay to 0, gradient norm clipped at ``clip``; early stopping on the
+validation loss with ``patience`` epochs; the weights of the best epoch (possibly epoch 0, the
+untuned backbone) are kept. On CUDA, bf16 autocast and gradient checkpointing when asked for.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import BrainTuningError, SampleIndex, chunks, training_matrix
+from .model import BrainTuner, ridge_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TuningConfig:
+    """Optimisation settings of :func:`brain_tune` (``brain_tuning`` parameters, docs/methods.md)."""
+
+    layer: int | None = None            # hidden state read by the heads (None: the last)
+    delays: tuple = (1, 2, 3, 4)        # FIR delays (TRs)
+    epochs: int = 3
+    lr_backbone: float = 5e-5
+    lr_head: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1                 # share of the steps with a linear warm-up
+    clip: float = 1.0                   # gradient norm clipping
+    chunk_trs: int = 32                 # target volumes per optimisation step
+    batch_size: int = 32                # windows per backbone forward pass
+    patience: int = 2                   # epochs without a better validation loss before stopping
+    head_alphas: tuple = (1e-1, 1e0, 1e1, 1e2, 1e3, 1e4)
+    train_top_layers: int | None = None  # None: every backbone block; k: only the top k blocks; 0: frozen
+    seed: int = 0
+    device: str = "cpu"
+    bf16: bool = True                   # autocast on CUDA
+    gradient_checkpointing: bool = True  # on CUDA
+    extra: dict = field(default_factory=dict)
+
+
+def _blocks(backbone):
+    """The backbone's list of transformer blocks (BERT ``encoder.layer``, wav2vec2/HuBERT/Whisper
+    ``encoder.layers`` or ``layers``, GPT-2 ``h``)."""
+    for path in ("encoder.layer", "encoder.layers", "layers", "h", "transformer.h"):
+        obj = backbone
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if hasattr(obj, "__len__") and len(obj) > 0:
+            return obj
+    raise BrainTuningError(f"brain_tuning: cannot find the transformer blocks of {type(backbone).__name__} "
+                           f"(train_top_layers needs them)")
+
+
+def set_trainable(backbone, top_layers: int | None) -> int:
+    """Freeze the backbone except its top ``top_layers`` blocks (None: leave what is trainable
+    as loaded, e.g. a speech model's frozen feature encoder; 0: freeze everything). Returns the
+    number of trainable backbone parameters."""
+    if top_layers is not None:
+        backbone.requires_grad_(False)
+        if int(top_layers) > 0:
+            blocks = _blocks(backbone)
+            for block in list(blocks)[-int(top_layers):]:
+                block.requires_grad_(True)
+    return int(sum(p.numel() for p in backbone.parameters() if p.requires_grad))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
+    return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
+
+
+def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: SampleIndex, fit: np.ndarray,
+               val: np.ndarray, config: TuningConfig, on_epoch=None, desc: str = "brain_tuning"):
+    """Tune ``backbone`` so that its pooled volume vectors, through FIR delays and one linear
+    head per subject, predict the subjects' responses on the ``fit`` samples.
+
+    Parameters
+    ----------
+    backbone : a transformers model (``output_hidden_states``), trained in place.
+    stimulus : a :data:`.stimulus.STIMULI` object over the study's stories.
+    responses : subject -> story -> float32 (n_trs, n_targets) kept responses.
+    columns : subject -> int array, the response columns its head predicts (:func:`.data.select_targets`).
+    index : the study's samples; fit, val : the samples optimised on and those that stop the training.
+    config : :class:`TuningConfig`.
+    on_epoch : optional callback ``(epoch, entry dict)`` (MLflow metrics).
+
+    Returns
+    -------
+    model : the :class:`BrainTuner` at its best epoch (its ``backbone`` is ``backbone``, weights
+        of the best epoch loaded).
+    history : list of dicts, one per epoch (0 = untuned backbone with ridge heads): epoch,
+        train_loss (NaN at 0), val_loss, val_r (mean over subjects and targets), seconds.
+    summary : dict with best_epoch, head_alpha (per subject), trainable_backbone_params,
+        total_backbone_params, n_fit, n_val.
+    """
+    import torch
+
+    torch.manual_seed(int(config.seed))
+    rng = np.random.default_rng(int(config.seed))
+    device = torch.device(config.device)
+    backbone.to(device)
+    n_blocks = int(getattr(backbone.config, "encoder_layers", None) or backbone.config.num_hidden_layers)
+    layer = int(config.layer) if config.layer is not None else n_blocks
+    if not 0 <= layer <= n_blocks:
+        raise BrainTuningError(f"{desc}: brain_tuning.layer {layer} is out of range (hidden states 0..{n_blocks})")
+    hidden = int(getattr(backbone.config, "hidden_size", 0) or getattr(backbone.config, "d_model"))
+    model = BrainTuner(backbone, stimulus, layer, config.delays, {s: len(c) for s, c in columns.items()}, hidden,
+                       batch_size=config.batch_size).to(device)
+    trainable = set_trainable(backbone, config.train_top_layers)
+    for key in ("layerdrop", "encoder_layerdrop"):   # a dropped block would shift the pooled hidden state
+        if hasattr(backbone.config, key):
+            setattr(backbone.config, key, 0.0)
+    total = int(sum(p.numel() for p in backbone.parameters()))
+    use_cuda = device.type == "cuda"
+    if use_cuda and config.gradient_checkpointing and trainable and hasattr(backbone, "gradient_checkpointing_enable"):
+        backbone.gradient_checkpointing_enable()
+
+    # standardised targets, fitted statistics only
+    fit, val = np.sort(np.asarray(fit, np.int64)), np.sort(np.asarray(val, np.int64))
+    both = np.union1d(fit, val)
+    Y = {}
+    for s, cols in columns.items():
+        Yall = training_matrix(responses[s], index, both, cols)
+        Yfit = Yall[np.searchsorted(both, fit)]
+        mu, sd = Yfit.mean(0), Yfit.std(0)
+        sd[sd == 0] = 1.0
+        Y[s] = torch.as_tensor((Yall - mu) / sd, dtype=torch.float32, device=device)
+    fit_chunks = chunks(index, fit, config.chunk_trs)
+    val_chunks = chunks(index, val, config.chunk_trs)
+
+    def rows(c):
+        return torch.as_tensor(np.searchsorted(both, c), device=device)
+
+    def target_volumes(c):
+        return index.stories[int(index.story[c[0]])], index.volume[c]
+
+    # epoch 0: vector statistics and ridge heads on the untuned backbone
+    backbone.eval()
+    with torch.no_grad():
+        vecs = []
+        for c in fit_chunks:
+            story, vols = target_volumes(c)
+            vecs.append(model.stimulus.vectors(backbone, layer, story, vols, config.batch_size).float())
+        allv = torch.cat(vecs)
+        model.mu.copy_(allv.mean(0))
+        sd = allv.std(0)
+        model.sd.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+        Xfit = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).cpu().numpy()
+        Xval = torch.cat([model.design(*target_volumes(c)) for c in val_chunks]).cpu().numpy()
+    fit_rows = np.concatenate([np.searchsorted(both, c) for c in fit_chunks])
+    val_rows = np.concatenate([np.searchsorted(both, c) for c in val_chunks])
+    alphas = {}
+    for s in columns:
+        Yf, Yv = Y[s].cpu().numpy()[fit_rows], Y[s].cpu().numpy()[val_rows]
+        best = None
+        for a in config.head_alphas:
+            W, b = ridge_head(Xfit, Yf, a)
+            err = float(((Xval @ W + b - Yv) ** 2).mean())
+            if best is None or err < best[0]:
+                best = (err, a, W, b)
+        _, alphas[s], W, b = best
+        with torch.no_grad():
+            model.heads[s].weight.copy_(torch.as_tensor(W.T, dtype=torch.float32))
+            model.heads[s].bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+
+    def evaluate() -> tuple[float, float]:
+        model.eval()
+        preds = {s: [] for s in columns}
+        with torch.no_grad(), _autocast(use_cuda and config.bf16):
+            for c in val_chunks:
+                out = model(*target_volumes(c))
+                for s in columns:
+                    preds[s].append(out[s].float())
+        losses, rs = [], []
+        for s in columns:
+            P = torch.cat(preds[s])
+            T = Y[s][torch.as_tensor(val_rows, device=device)]
+            losses.append(float(((P - T) ** 2).mean()))
+            rs.append(float(np.mean(_pearson(P.cpu().numpy(), T.cpu().numpy()))))
+        return float(np.mean(losses)), float(np.mean(rs))
+
+    t_start = time.perf_counter()
+    val_loss, val_r = evaluate()
+    history = [{"epoch": 0, "train_loss": float("nan"), "val_loss": val_loss, "val_r": val_r,
+                "seconds": time.perf_counter() - t_start}]
+    log.info("%s: epoch 0 (untuned backbone, ridge heads): validation loss %.4f, r %.4f", desc, val_loss, val_r)
+    if on_epoch:
+        on_epoch(0, history[-1])
+    best_loss, best_epoch = val_loss, 0
+    best_state = copy.deepcopy(model.state_dict()) if config.epochs > 0 else None
+    params_backbone = [p for p in backbone.parameters() if p.requires_grad]
+    groups = [{"params": list(model.heads.parameters()), "lr": float(config.lr_head)}]
+    if params_backbone:
+        groups.insert(0, {"params": params_backbone, "lr": float(config.lr_backbone)})
+    opt = torch.optim.AdamW(groups, weight_decay=float(config.weight_decay))
+    n_steps = max(1, int(config.epochs) * len(fit_chunks))
+    n_warm = int(np.ceil(float(config.warmup) * n_steps))
+
+    def schedule(step: int) -> float:
+        if step < n_warm:
+            return (step + 1) / n_warm
+        return max(0.0, (n_steps - step) / max(1, n_steps - n_warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    from tqdm.auto import tqdm
+
+    stale = 0
+    for epoch in range(1, int(config.epochs) + 1):
+        model.train()
+        t0 = time.perf_counter()
+        losses = []
+        for k in tqdm(rng.permutation(len(fit_chunks)), desc=f"{desc} epoch {epoch}", leave=False):
+            c = fit_chunks[int(k)]
+            with _autocast(use_cuda and config.bf16):
+                out = model(*target_volumes(c))
+                r = rows(c)
+                loss = sum(((out[s].float() - Y[s][r]) ** 2).mean() for s in columns) / len(columns)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], float(config.clip))
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        val_loss, val_r = evaluate()
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_r": val_r,
+                        "seconds": time.perf_counter() - t0})
+        log.info("%s: epoch %d: train loss %.4f, validation loss %.4f, r %.4f (%.0f s)", desc, epoch,
+                 history[-1]["train_loss"], val_loss, val_r, history[-1]["seconds"])
+        if on_epoch:
+            on_epoch(epoch, history[-1])
+        if val_loss < best_loss:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if config.patience is not None and stale >= int(config.patience):
+                log.info("%s: early stop after epoch %d (best: epoch %d)", desc, epoch, best_epoch)
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if use_cuda and hasattr(backbone, "gradient_checkpointing_disable"):
+        backbone.gradient_checkpointing_disable()
+    model.eval()
+    summary = {"best_epoch": int(best_epoch), "best_val_loss": float(best_loss), "head_alpha": alphas,
+               "trainable_backbone_params": trainable, "total_backbone_params": total, "layer": layer,
+               "n_fit": int(len(fit)), "n_val": int(len(val))}
+    return model, history, summary
+
+
+def _autocast(on: bool):
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if on else contextlib.nullcontext()
