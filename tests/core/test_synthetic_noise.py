@@ -259,7 +259,7 @@ def test_simulate_node_passes_the_noise_parameters(monkeypatch):
     seen = {}
     monkeypatch.setattr(nodes, "load_model", lambda *a, **k: (None, None))
     monkeypatch.setattr(nodes, "extract_word_features",
-                        lambda words, tok, model, layers, **k: {layers[0]: np.ones((len(words), 4))})
+                        lambda words, tok, model, layers, **k: {l: np.ones((len(words), 4)) for l in layers})
 
     def fake_simulate(feats, words, **kw):
         seen.update(kw)

@@ -105,7 +105,7 @@ def test_grid_of_a_missing_study_never_downloads(tmp_path, monkeypatch, caplog):
     (tmp_path / "none" / "derivative" / "preprocessed_data" / "UTS01").mkdir(parents=True)
     grid = grid_from_params(params)  # the subject folders are listed, nothing is read
     assert grid.subjects == ("UTS01",)
-    (n,) = [n for n in data_prep.create_pipeline(grid).nodes if n.name == "UTS01.prepare_responses"]
+    (n,) = [n for n in data_prep.create_pipeline(grid).nodes if n.name == "data_prep.UTS01.prepare_responses"]
     assert "study_download" in n.inputs
     grid = grid_from_params({**params, "study": {**params["study"], "download": False}})
     assert not grid.download and "download_study" not in {n.name for n in data_prep.create_pipeline(grid).nodes}

@@ -186,7 +186,10 @@ def recovery_scatter(scores: pd.DataFrame, truth: pd.DataFrame, layer: int, titl
     """Recovered r against the planted expected r at ``layer``, one panel per subject: signal
     targets as dots, pure-noise targets (ground truth ``is_noise``; planted r 0 without that
     column) as red crosses. Each panel gives Pearson r over the signal targets and over all
-    targets (the noise targets stacked at 0 can inflate the latter); the title gives both pooled."""
+    targets (the noise targets stacked at 0 can inflate the latter); the title gives both pooled.
+    NONLIN targets are left out, as in :func:`~brainalign.core.stats.summaries.ground_truth_recovery`."""
+    if "nonlinear_share" in truth:
+        truth = truth[~(truth["nonlinear_share"].fillna(0) > 0)]
     m = scores[scores["layer"] == layer].merge(truth, on=["subject", "target"], suffixes=("", "_t"))
     noise = (m["is_noise"].astype(bool) if "is_noise" in m else m["expected_r"] == 0).to_numpy()
     subjects = sorted(m["subject"].unique())
@@ -313,4 +316,98 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
     if im is not None:
         fig.colorbar(im, ax=list(flat[:len(rois)]), shrink=0.8, label="drop in r")
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def brain_tuning_history(history: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Brain-tuning training curves: validation loss (left) and validation r (right) by epoch, one
+    line per condition and fold; epoch 0 is the untuned backbone with its ridge heads, so a line
+    that never drops below its epoch-0 value means the tuning did not help that fold."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    for (cond, fold), g in history.groupby(["condition", "fold"], sort=False):
+        g = g.sort_values("epoch")
+        for ax, col in zip(axes, ("val_loss", "val_r")):
+            ax.plot(g["epoch"], g[col], marker="o", label=f"{cond} fold {fold}")
+    axes[0].set(xlabel="epoch (0: untuned backbone, ridge heads)", ylabel="validation MSE (standardised responses)")
+    axes[1].set(xlabel="epoch (0: untuned backbone, ridge heads)", ylabel="validation r (mean over targets, subjects)")
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title or "brain-tuning: validation loss and r per epoch")
+    _legend_outside(fig, axes)
+    return fig
+
+
+def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd.DataFrame,
+                        downstream: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Brain-tuning at a glance: (a) the gain in mean r over the untuned source per ROI (each brain
+    condition and layer; bars = mean over subjects, error bars = 95 % bootstrap CI over subjects,
+    * where q < 0.05); (b) the low-level impact, % of r lost when the low-level features are
+    regressed out; (c) the data-efficiency curve of the subjects left out of tuning (mean r over
+    ROIs and left-out subjects against the share of their training data the ridge saw); (d)
+    downstream probe accuracy with the majority baseline (dashed)."""
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), layout="constrained")
+
+    def empty(ax, what):
+        ax.text(0.5, 0.5, f"{what}: not run", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+
+    ax = axes[0]
+    if len(gain):
+        groups = list(dict.fromkeys(zip(gain["condition"], gain["layer"])))
+        rois = sorted(gain["roi"].unique())
+        w = 0.8 / len(groups)
+        for k, (c, layer) in enumerate(groups):
+            g = gain[(gain["condition"] == c) & (gain["layer"] == layer)].set_index("roi").reindex(rois)
+            x = np.arange(len(rois)) + (k - (len(groups) - 1) / 2) * w
+            err = np.vstack([g["gain"] - g["ci_low"], g["ci_high"] - g["gain"]]).clip(min=0)
+            ax.bar(x, g["gain"], w, yerr=err, capsize=2, label=f"{c} L{layer}")
+            for xi, (gv, q, hi) in zip(x, g[["gain", "q", "ci_high"]].to_numpy(float)):
+                if q < 0.05:
+                    ax.text(xi, max(gv, hi), "*", ha="center", va="bottom")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
+        ax.set(ylabel="gain in mean r over the untuned source", title="(a) alignment gain (95 % CI over subjects)")
+        ax.legend(fontsize=7)
+    else:
+        empty(ax, "(a) alignment gain (needs >= 3 subjects)")
+    ax = axes[1]
+    if len(impact):
+        top = impact[impact["layer"] == impact["layer"].max()]
+        conds = list(dict.fromkeys(top["condition"]))
+        rois = sorted(top["roi"].unique())
+        w = 0.8 / len(conds)
+        for k, c in enumerate(conds):
+            g = top[top["condition"] == c].set_index("roi").reindex(rois)
+            ax.bar(np.arange(len(rois)) + (k - (len(conds) - 1) / 2) * w, g["drop_pct"], w, label=c)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
+        ax.set(ylabel="% of r lost without the low-level features",
+               title=f"(b) low-level impact, layer {int(top['layer'].iloc[0])} (mean over subjects)")
+        ax.legend(fontsize=7)
+    else:
+        empty(ax, "(b) low-level impact")
+    ax = axes[2]
+    if len(efficiency):
+        m = efficiency.groupby(["condition", "fraction"], sort=False)["mean_r"].mean().reset_index()
+        for c, g in m.groupby("condition", sort=False):
+            ax.plot(g["fraction"], g["mean_r"], marker="o", label=c)
+        subs = ", ".join(sorted(efficiency["subject"].unique()))
+        ax.set(xlabel="share of the left-out subject's training data", ylabel="mean r over ROIs",
+               title=f"(c) data efficiency ({subs}, layer {int(efficiency['layer'].iloc[0])})")
+        ax.legend(fontsize=7)
+    else:
+        empty(ax, "(c) data efficiency (no subject left out of tuning)")
+    ax = axes[3]
+    if len(downstream):
+        labels = [f"{r.condition}\n{r.task}" for r in downstream.itertuples()]
+        x = np.arange(len(downstream))
+        ax.bar(x, downstream["accuracy"], yerr=downstream["sem"], capsize=2)
+        ax.scatter(x, downstream["majority"], marker="_", s=400, color="k", label="majority class")
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+        ax.set(ylabel="probe accuracy (5-fold CV, error bar: SEM over folds)",
+               title=f"(d) downstream probes, layer {int(downstream['layer'].iloc[0])}")
+        ax.legend(fontsize=7)
+    else:
+        empty(ax, "(d) downstream probes")
+    fig.suptitle(title or "brain-tuning: alignment, low-level impact, data efficiency, downstream")
     return fig

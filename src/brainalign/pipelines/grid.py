@@ -76,6 +76,12 @@ class Grid:
     tuning: tuple[tuple[str, str, str], ...] = ()
     #: property-removal conditions (condition, source, property, method), empty when off
     removal: tuple[tuple[str, str, str, str], ...] = ()
+    #: brain-tuning cells (condition, source, method), empty when off
+    brain: tuple[tuple[str, str, str], ...] = ()
+    #: the subjects brain-tuned jointly (a head each); the grid's other subjects are left out
+    brain_subjects: tuple[str, ...] = ()
+    #: the ``brain_tuning`` parameters (data-efficiency layer, ...)
+    brain_params: dict = field(default_factory=dict, compare=False, hash=False)
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -131,12 +137,14 @@ def grid_from_params(params: dict) -> Grid:
     tuning = tuning_cells(params.get("task_tuning") or {})
     specs = condition_specs(params)
     removal = removal_cells(params.get("removal") or {})
+    brain = brain_tuning_cells(params)
     return Grid(tuple(subjects), tuple(s.name for s in specs), tuple(int(x) for x in params.get("layers", [])),
                 simulate, bool((params.get("brain_maps") or {}).get("enabled", False)),
                 bool(((params.get("brain_maps") or {}).get("pycortex") or {}).get("subject")), tuple(specs),
                 download=bool(study.get("download")) and not simulate,
                 partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning,
-                removal=removal)
+                removal=removal, brain=brain, brain_subjects=brain_tuned_subjects(params, subjects) if brain else (),
+                brain_params=dict(params.get("brain_tuning") or {}) if brain else {})
 
 
 def _study_reader(study: dict):
@@ -205,6 +213,100 @@ def tuned_conditions(params: dict) -> dict:
     extra = dict(tt.get("condition") or {})
     return {cond: {"kind": "tuned", "base_model": str(tt.get("base_model", "all-MiniLM-L6-v2")), "method": method,
                    "task": task, **extra} for cond, task, method in tuning_cells(tt)}
+
+
+def brain_sources(params: dict) -> list[str]:
+    """``brain_tuning.source``: a condition name or a list of them (each a text or speech condition)."""
+    src = (params.get("brain_tuning") or {}).get("source")
+    return [str(x) for x in src] if isinstance(src, (list, tuple)) else ([str(src)] if src else [])
+
+
+def brain_tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
+    """(condition, source, method) for every source x method of ``brain_tuning`` when it is
+    enabled: the condition ``<source>-<method>`` (e.g. ``pretrained-brain``,
+    ``pretrained-brain-permuted``); each source must be a ``text`` or ``speech`` condition (reads
+    no file)."""
+    bt = params.get("brain_tuning") or {}
+    if not bt.get("enabled"):
+        return ()
+    from ..core.brain_tuning.run import METHODS
+
+    conds = params.get("conditions") or {}
+    sources = brain_sources(params)
+    if not sources:
+        raise ValueError("brain_tuning is enabled but brain_tuning.source is empty")
+    for source in sources:
+        if conds.get(source) is None:
+            raise ValueError(f"brain_tuning.source {source!r} is not among the conditions "
+                             f"{sorted(k for k, v in conds.items() if v)}")
+        kind = (conds[source] or {}).get("kind", "text")
+        if kind not in ("text", "speech"):
+            raise ValueError(f"brain_tuning.source {source!r} is a {kind} condition; brain-tuning tunes a text or "
+                             f"speech model")
+    methods = list(bt.get("methods") or [])
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"brain_tuning.methods {methods!r}: expected a non-empty list of {list(METHODS)}")
+    return tuple((f"{source}-{m}", source, m) for source in sources for m in methods)
+
+
+def brain_tuned_subjects(params: dict, subjects) -> tuple[str, ...]:
+    """``brain_tuning.subjects`` (null: every subject of the grid but the last ``leave_out``),
+    checked against the grid."""
+    bt = params.get("brain_tuning") or {}
+    chosen = bt.get("subjects")
+    if chosen is None:
+        n_out = int(bt.get("leave_out") or 0)
+        if n_out < 0 or (subjects and n_out >= len(subjects)):
+            raise ValueError(f"brain_tuning.leave_out {n_out} must leave at least one of the {len(subjects)} "
+                             f"subjects to tune on")
+        return tuple(subjects[:len(subjects) - n_out])
+    chosen = [str(s) for s in chosen]
+    if subjects:
+        unknown = sorted(set(chosen) - set(subjects))
+        if unknown:
+            raise ValueError(f"brain_tuning.subjects {unknown} are not subjects of the study ({list(subjects)})")
+    if not chosen:
+        raise ValueError("brain_tuning.subjects is an empty list; null tunes on every subject")
+    return tuple(chosen)
+
+
+def lowlevel_impact_name(condition: str) -> str:
+    """The derived condition that regresses the low-level features out of ``condition``."""
+    return f"{condition}-minus-lowlevel"
+
+
+def brain_conditions(params: dict) -> dict:
+    """The ``tuned`` conditions of the brain-tuning cells (model ``<condition>.tuned_model``, per
+    fold), at ``brain_tuning.condition.layers``; with ``brain_tuning.lowlevel_impact.enabled`` also
+    a derived ``<condition>-minus-lowlevel`` (residual against the low-level condition, fitted per
+    fold) of the source and of each brain condition."""
+    bt = params.get("brain_tuning") or {}
+    cells = brain_tuning_cells(params)
+    if not cells:
+        return {}
+    out = {}
+    for cond, src_name, method in cells:
+        src = dict(params["conditions"][src_name])
+        speech = src.get("kind", "text") == "speech"
+        keep = ("window_s", "stride_s", "family") if speech else ("context_words",)
+        extra = {k: src[k] for k in keep if k in src}
+        extra.update(dict(bt.get("condition") or {}))
+        out[cond] = {"kind": "tuned", "modality": "speech" if speech else "text", "base_model": str(src["model"]),
+                     "method": method, **extra}
+    li = bt.get("lowlevel_impact") or {}
+    if li.get("enabled"):
+        against = li.get("against", "lowlevel")
+        if (params.get("conditions") or {}).get(against) is None:
+            raise ValueError(f"brain_tuning.lowlevel_impact.against {against!r} is not among the conditions")
+        layers = (bt.get("condition") or {}).get("layers")
+        for c in [*brain_sources(params), *list(out)]:
+            spec = {"kind": "derived", "source": c, "transform": "residual", "against": against,
+                    "against_layer": int(li.get("against_layer", 0))}
+            if layers is not None:
+                spec["layers"] = [int(x) for x in layers]
+            out[lowlevel_impact_name(c)] = spec
+    return out
 
 
 def removal_name(source: str, prop: str, method: str) -> str:
@@ -297,6 +399,10 @@ def condition_specs(params: dict) -> list[ConditionSpec]:
     for name, spec in removal_conditions(params).items():
         if conditions.get(name) is not None:
             raise ValueError(f"condition {name!r} is both in conditions and a removal condition; rename one")
+        conditions[name] = spec
+    for name, spec in brain_conditions(params).items():
+        if conditions.get(name) is not None:
+            raise ValueError(f"condition {name!r} is both in conditions and a brain_tuning condition; rename one")
         conditions[name] = spec
     parsed = parse_conditions(conditions)
     for c in parsed:

@@ -82,11 +82,15 @@ def data_efficiency(features: dict, responses: dict, targets: pd.DataFrame, fold
     return pd.DataFrame(rows, columns=EFFICIENCY_COLUMNS)
 
 
-def gain_table(scores: pd.DataFrame, source: str, conditions: list[str], n_perm: int = 10000,
+def gain_table(scores: pd.DataFrame, pairs: list[tuple[str, str]], n_perm: int = 10000,
                n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
     """(a) Each brain condition against its untuned source at every layer both are scored at, per
     ROI: paired sign-flip test across subjects (:func:`brainalign.core.stats.group.group_tests`,
     BH q over the whole table).
+
+    Parameters
+    ----------
+    scores : the score table; pairs : (condition, source) pairs.
 
     Returns
     -------
@@ -100,20 +104,19 @@ def gain_table(scores: pd.DataFrame, source: str, conditions: list[str], n_perm:
             "ci_low", "ci_high", "p_wilcoxon"]
     if scores["subject"].nunique() < MIN_SUBJECTS:
         return pd.DataFrame(columns=cols)
-    src_layers = set(scores.loc[scores["condition"] == source, "layer"].astype(int))
     contrasts, keys = [], []
-    for c in conditions:
+    for c, source in pairs:
+        src_layers = set(scores.loc[scores["condition"] == source, "layer"].astype(int))
         for k in sorted(set(scores.loc[scores["condition"] == c, "layer"].astype(int)) & src_layers):
             contrasts.append(("paired", (c, k), (source, k)))
-            keys.append((c, k))
+            keys.append((c, source, k))
     if not contrasts:
         return pd.DataFrame(columns=cols)
     t = group_tests(scores, contrasts, n_perm=n_perm, n_boot=n_boot, seed=seed)
     means = (scores.groupby(["subject", "condition", "layer", "roi"])["r"].mean()
              .groupby(["condition", "layer", "roi"]).mean())
-    n_rois = t.groupby("contrast", sort=False).size()
     rows = []
-    for (c, k), (contrast, n) in zip(keys, n_rois.items()):
+    for (c, source, k), contrast in zip(keys, t["contrast"].drop_duplicates()):
         for r in t[t["contrast"] == contrast].itertuples():
             rows.append({"condition": c, "source": source, "layer": k, "roi": r.roi, "n_subjects": r.n_subjects,
                          "r_source": float(means.get((source, k, r.roi), np.nan)),

@@ -159,7 +159,8 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         allv = torch.cat(vecs)
         model.mu.copy_(allv.mean(0))
         sd = allv.std(0)
-        model.sd.copy_(torch.where(sd > 0, sd, torch.ones_like(sd)))
+        # a (near-)constant dimension is left unscaled: dividing by ~0 would blow its gradient up to inf
+        model.sd.copy_(torch.where(sd > 1e-4 * sd.max(), sd, torch.ones_like(sd)))
         Xfit = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).cpu().numpy()
         Xval = torch.cat([model.design(*target_volumes(c)) for c in val_chunks]).cpu().numpy()
     fit_rows = np.concatenate([np.searchsorted(both, c) for c in fit_chunks])

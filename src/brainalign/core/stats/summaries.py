@@ -128,8 +128,14 @@ def ground_truth_recovery(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataF
     DataFrame with condition, layer, n_targets, pearson_r_vs_expected, spearman_r_vs_expected,
     pearson_r_signal (over the signal targets only: the pure-noise targets, all at planted r 0,
     inflate the pooled r), noise_mean_r, noise_sem_r, noise_n (targets with expected_r == 0 /
-    is_noise). Targets are pooled over subjects.
+    is_noise). Targets are pooled over subjects. Targets of the simulated NONLIN region
+    (``nonlinear_share > 0``: a quadratic function of a layer's features, planted for brain-tuning
+    to find) are left out: their ``expected_r`` is what a perfect model scores, which no linear
+    readout of the untuned features approaches by design, so they would measure the planted
+    nonlinearity rather than recovery.
     """
+    if "nonlinear_share" in truth:
+        truth = truth[~(truth["nonlinear_share"].fillna(0) > 0)]
     m = scores.merge(truth, on=["subject", "target"], suffixes=("", "_truth"))
     rows = []
     for (cond, layer), g in m.groupby(["condition", "layer"]):

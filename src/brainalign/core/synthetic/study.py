@@ -59,6 +59,26 @@ are; with ``noise_ar = 0`` and ``drift_sd = 0`` (the function's defaults) the st
 noise + linear drift study of earlier versions, array for array. The default study
 (conf/base ``synthetic:``) uses ``noise_ar = 0.5`` and ``drift_sd = 0.5``.
 
+Planted regions (optional; each takes a part of the pure-noise "WM" slab, ordered along the first
+axis, and draws from a generator of its own spawned from the study's, so that every other voxel's
+signal, noise, drift and ground truth are bit-identical to the study without it):
+
+* ``PROP`` (``property_values``), the upper half of WM: responds to a word property alone (the
+  property-removal study's positive control); ground truth column ``property_share``.
+* ``NONLIN`` (``nonlinear_features``), the quarter of WM below PROP (WM keeps its lowest quarter
+  as pure-noise controls; 32 of the 129 WM voxels in the default 12 x 12 x 10 volume): responds
+  to a signal that is *not* a linear map of the model's features. Per word, ``h``: 4 random
+  directions within the top 8 principal components of the word features of another layer
+  (``nonlinear_layer``, z-scored per dimension), z-scored; then ``h**2 - 1`` less its
+  least-squares fit on those 8 components (:func:`nonlinear_word_signal`): a quadratic, smooth
+  function of the features that no linear function of the components explains. A random
+  linear combination per voxel, Lanczos-downsampled and HRF-convolved like the other signals, at
+  an SNR log-uniform in ``nonlinear_snr``. The brain-tuning study's positive control: on the
+  default study's noise-free NONLIN signal, a cross-validated ridge from MiniLM's layer-4 or
+  layer-6 word features (FIR delays 1-4 or the HRF) reaches r 0.25-0.41 (mean over voxels; a
+  linear signal planted from layer 4: 0.58-0.97), a small MLP on the layer-2 features 0.48
+  (docs/methods.md, "Planted regions"). Ground truth column ``nonlinear_share``.
+
 The ground truth ``expected_r`` of a voxel is the correlation of its noise-free signal with its
 simulated response (signal + noise, without drift) over the kept TRs: what a perfect model would
 score on perfectly detrended data (0 for pure-noise voxels).
@@ -158,6 +178,84 @@ def slow_drift(rng: np.random.Generator, n_trs: int, tr: float, n_vox: int, sd: 
     return (amp * np.cos(2 * np.pi * t / period + phase)).sum(1)
 
 
+#: the NONLIN region (:func:`nonlinear_word_signal`): its word signals are the squares of
+#: NONLINEAR_COMPONENTS random directions within the top NONLINEAR_PCS principal components of the
+#: layer's word features, less their linear fit on those components
+NONLINEAR_COMPONENTS = 4
+NONLINEAR_PCS = 8
+NONLINEARITY = "square"
+
+
+def check_nonlinear_inputs(features: dict, words: dict, snr) -> None:
+    """A ValueError naming the story (or ``nonlinear_snr``) unless ``features`` has, for every
+    story of ``words``, a finite 2-D array with one row per word and the same columns for all."""
+    stories = list(words)
+    missing = [s for s in stories if s not in features]
+    if missing:
+        raise ValueError(f"simulate_study: nonlinear_features has no features for stories {missing} "
+                         f"(it has {sorted(features)})")
+    dims = {}
+    for s in stories:
+        f = np.asarray(features[s])
+        if f.ndim != 2 or f.shape[0] != len(words[s]):
+            raise ValueError(f"simulate_study: story {s}: nonlinear_features must be (n_words, dim) with one row per "
+                             f"word ({len(words[s])}), got shape {f.shape}")
+        if not np.isfinite(f).all():
+            raise ValueError(f"simulate_study: story {s}: nonlinear_features has non-finite values")
+        dims[s] = f.shape[1]
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"simulate_study: nonlinear_features have different dimensions per story: {dims}")
+    try:
+        lo, hi = (float(v) for v in snr)
+    except (TypeError, ValueError):
+        raise ValueError(f"simulate_study: nonlinear_snr must be [min, max], got {snr!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 < lo <= hi):
+        raise ValueError(f"simulate_study: nonlinear_snr must be [min, max] with 0 < min <= max, got {snr!r}")
+
+
+def nonlinear_word_signal(features: dict, rng: np.random.Generator, n_components: int = NONLINEAR_COMPONENTS,
+                          n_pcs: int = NONLINEAR_PCS) -> dict:
+    """story -> (n_words, n_components): the NONLIN region's word-level signals, a quadratic
+    function of the word features that no linear function of their top principal components
+    explains.
+
+    ``F``: the features of all stories' words, each dimension z-scored over them (a constant one
+    stays 0), ``F = U S V'`` its SVD and ``U_m``, ``V_m`` the top ``m = min(n_pcs, rank F)``
+    components (``U_m``: the words' unit-variance component scores, up to a factor).
+
+    1. ``h = U_m V_m' W`` with ``W ~ N(0, 1)`` of shape (dim, n_components) (the only draw of
+       ``rng``): random directions within the top components (``V_m' W`` is a standard-normal
+       (m, n_components) matrix; ``U_m V_m'`` does not depend on the signs the SVD gives its
+       components), each column z-scored over the words;
+    2. ``g = h**2 - 1`` elementwise (mean 0 over the words);
+    3. ``g - U_m U_m' g``: less its least-squares fit on ``[1, U_m]`` (the columns of ``U_m``
+       are orthonormal and have mean 0), so over the study's words ``g`` is uncorrelated with
+       every linear function of those components, even where their scores are skewed.
+
+    Every step is a polynomial in ``F`` of degree at most 2, so the result is a smooth
+    (quadratic) function of the features; few components (default 4 in the top 8) keep it
+    learnable from a few hundred TRs.
+    """
+    stories = list(features)
+    f = np.concatenate([np.asarray(features[s], dtype=np.float64) for s in stories])
+    sd = f.std(0)
+    f = (f - f.mean(0)) / np.where(sd > 0, sd, 1.0)
+    u, sv, vt = np.linalg.svd(f, full_matrices=False)
+    rank = int((sv > sv[0] * 1e-8).sum()) if sv.size and sv[0] > 0 else 0
+    if rank == 0:
+        raise ValueError("simulate_study: nonlinear_features are constant over the words")
+    m = min(int(n_pcs), rank)
+    u, vt = u[:, :m], vt[:m]
+    h = u @ (vt @ rng.standard_normal((f.shape[1], n_components)))
+    h_sd = h.std(0)
+    if not (h_sd > 0).all():
+        raise ValueError("simulate_study: a NONLIN direction is constant over the words")
+    g = ((h - h.mean(0)) / h_sd) ** 2 - 1.0
+    g = g - u @ (u.T @ g)
+    bounds = np.cumsum([0] + [len(features[s]) for s in stories])
+    return {s: g[bounds[i]:bounds[i + 1]] for i, s in enumerate(stories)}
+
+
 def story_texts(names: list[str] | None = None) -> dict[str, str]:
     """The packaged story texts, name -> text."""
     root = resources.files("brainalign") / "data" / "stories"
@@ -225,7 +323,8 @@ class SimulatedStudy:
     roi_names : ROI name of label k at position k - 1
     words : dict story -> DataFrame(word, onset, offset), seconds from the first volume
     ground_truth : DataFrame with subject, target, roi, expected_r, snr, semantic_share,
-        sound_power_share, is_noise
+        sound_power_share, is_noise (and property_share, nonlinear_share when PROP, NONLIN are
+        planted)
     audio : dict story -> (float32 waveform (n_samples,), sample_rate), sample 0 at the first
         volume; empty when the study has no audio
     """
@@ -255,7 +354,9 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
                    noise_ar: float = 0.0, drift_sd: float = 0.0,
                    drift_periods: tuple[float, float] = (128.0, 1024.0),
                    property_values: dict | None = None, property_name: str = "property",
-                   property_snr: tuple[float, float] = (0.3, 1.5)) -> SimulatedStudy:
+                   property_snr: tuple[float, float] = (0.3, 1.5),
+                   nonlinear_features: dict | None = None, nonlinear_layer: int | str | None = None,
+                   nonlinear_snr: tuple[float, float] = (0.5, 2.0)) -> SimulatedStudy:
     """Simulate BOLD for every subject and story.
 
     Parameters
@@ -285,6 +386,21 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         (1 in PROP, else 0) and ``meta['property']`` name it. The removal study's positive
         control: removing the property from a model's features must lower alignment in PROP
         and not elsewhere (docs/methods.md, "Property removal").
+    nonlinear_features : story -> array (n_words, dim'), the word features of another layer of
+        the model (or None, the default: nothing planted, the study is drawn exactly as without
+        it). The voxels of the second quarter of the "WM" slab (the upper half of the half that
+        PROP leaves, whether PROP is planted or not) become the ROI ``NONLIN``: they respond to
+        a random mix (per voxel) of the :func:`nonlinear_word_signal` of these features (squares
+        of random directions in their top principal components, less their linear fit on those
+        components), Lanczos-downsampled and HRF-convolved, at an SNR log-uniform in
+        ``nonlinear_snr``. Draws from a generator of its own (child 2 of the study's seed
+        sequence: the drift's is child 0, PROP's child 1), so every other voxel, noise and
+        drift is the same as without it; ground truth column ``nonlinear_share`` (1 in NONLIN,
+        else 0), ``meta['nonlinear']`` (layer, nonlinearity, components, SNR range). The
+        brain-tuning study's positive control: a linear readout of the untuned model's features
+        captures little of it (module docstring; docs/methods.md, "Planted regions").
+    nonlinear_layer : the layer that ``nonlinear_features`` come from (recorded in ``meta``).
+    nonlinear_snr : (min, max) SNR of the NONLIN voxels (log-uniform).
 
     Returns
     -------
@@ -292,6 +408,8 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
     ``n_trs = ceil((last word offset + tail_seconds) / tr)``.
     """
     noise_ar, drift_sd, drift_periods = check_noise_parameters(noise_ar, drift_sd, drift_periods)
+    if nonlinear_features is not None:
+        check_nonlinear_inputs(nonlinear_features, words, nonlinear_snr)
     rng = np.random.default_rng(seed)
     # the slow drift has its own stream, so the other draws do not depend on drift_sd
     drift_rng = rng.spawn(1)[0]
@@ -360,6 +478,19 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         roi_of_vox[prop_idx] = len(roi_names) - 1
         labels = labels.copy()
         labels[tuple(v[prop_idx] for v in vox)] = len(roi_names)
+    nl_idx = np.zeros(0, dtype=np.int64)
+    if nonlinear_features is not None:   # the second quarter of the WM slab becomes NONLIN (docstring)
+        wm = np.flatnonzero(draw_roi == roi_names.index("WM"))
+        half = wm.size // 2   # PROP is the upper half, [half:]
+        nl_idx = wm[np.argsort(vox[0][wm] + 1e-3 * vox[1][wm], kind="stable")][half // 2:half]
+        if nl_idx.size == 0:
+            raise ValueError(f"simulate_study: the WM slab of a {tuple(volume_shape)} volume has {wm.size} voxels, "
+                             "too few for a NONLIN region (its second quarter); use a larger volume_shape")
+        roi_names = [*roi_names, "NONLIN"]
+        roi_of_vox = roi_of_vox.copy()
+        roi_of_vox[nl_idx] = len(roi_names) - 1
+        labels = labels.copy()
+        labels[tuple(v[nl_idx] for v in vox)] = len(roi_names)
     share = np.empty(n_vox)
     snr = np.empty(n_vox)
     is_noise = np.zeros(n_vox, bool)
@@ -402,6 +533,24 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
             z = (psig[s] - allk.mean()) / allk.std()
             signal[s][:, prop_idx] = z[:, None] * (sign * np.sqrt(p_snr))[None, :]
         snr[prop_idx], is_noise[prop_idx], share[prop_idx], prop_share[prop_idx] = p_snr, False, 0.0, 1.0
+    nl_share = np.zeros(n_vox)
+    if nl_idx.size:
+        # child 2 of the study's seed sequence whether PROP (child 1) was spawned or not; spawning
+        # after PROP's spawn keeps PROP's generator child 1, so PROP's draws do not change either
+        nl_rng = rng.spawn(1 if prop_idx.size else 2)[-1]
+        word_sig = nonlinear_word_signal({s: nonlinear_features[s] for s in stories}, nl_rng)
+        w_nl = nl_rng.standard_normal((NONLINEAR_COMPONENTS, nl_idx.size))
+        lo, hi = np.log(nonlinear_snr[0]), np.log(nonlinear_snr[1])
+        nl_snr = np.exp(nl_rng.uniform(lo, hi, nl_idx.size))
+        nsig = {s: hrf_convolve(lanczos_downsample(word_sig[s], word_times(words[s]), tr * np.arange(n_trs[s])), tr)
+                @ w_nl for s in stories}
+        allk = np.concatenate([nsig[s][keep[s]] for s in stories])
+        mu_n, sd_n = allk.mean(0), allk.std(0)
+        if not (sd_n > 0).all():
+            raise ValueError("simulate_study: the NONLIN signal is constant over the kept TRs")
+        for s in stories:
+            signal[s][:, nl_idx] = (nsig[s] - mu_n) / sd_n * np.sqrt(nl_snr)
+        snr[nl_idx], is_noise[nl_idx], share[nl_idx], nl_share[nl_idx] = nl_snr, False, 0.0, 1.0
     sound_share = ((1 - share) * w_low[2] ** 2 / (w_low ** 2).sum(0)) if audio else np.zeros(n_vox)
     bold, gt_rows = {}, []
     tids = target_ids(mask)
@@ -427,8 +576,10 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
         gt_rows.append(pd.DataFrame({
             "subject": subject, "target": tids, "roi": [roi_names[k] for k in roi_of_vox],
             "expected_r": expected, "snr": snr, "semantic_share": np.where(is_noise, 0.0, share),
-            "sound_power_share": np.where(is_noise | (prop_share > 0), 0.0, sound_share), "is_noise": is_noise,
-            **({"property_share": prop_share} if prop_idx.size else {})}))
+            "sound_power_share": np.where(is_noise | (prop_share > 0) | (nl_share > 0), 0.0, sound_share),
+            "is_noise": is_noise,
+            **({"property_share": prop_share} if prop_idx.size else {}),
+            **({"nonlinear_share": nl_share} if nl_idx.size else {})}))
     # 3 mm voxels; the box is centred on the left perisylvian cortex in MNI space (-50, -20, 6 mm),
     # where the simulated ROIs' namesakes are, so the brain maps land on the left hemisphere
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
@@ -438,7 +589,12 @@ def simulate_study(word_features: dict[str, np.ndarray], words: dict[str, pd.Dat
                           meta={"n_trs": n_trs, "seed": seed, "n_components": n_components,
                                 "noise_ar": noise_ar, "drift_sd": drift_sd,
                                 "drift_periods": list(drift_periods),
-                                **({"property": property_name} if prop_idx.size else {})},
+                                **({"property": property_name} if prop_idx.size else {}),
+                                **({"nonlinear": {"layer": nonlinear_layer, "nonlinearity": NONLINEARITY,
+                                                  "n_components": NONLINEAR_COMPONENTS,
+                                                  "n_pcs": NONLINEAR_PCS,
+                                                  "snr": [float(v) for v in nonlinear_snr]}}
+                                   if nl_idx.size else {})},
                           audio={s: (np.asarray(audio[s][0], dtype=np.float32), int(audio[s][1])) for s in audio})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from ..encoding.pipeline import cell_namespace
-from ..grid import Grid, bind, removal_probe_cells
+from ..grid import Grid, bind, lowlevel_impact_name, removal_probe_cells
 from . import nodes
 
 
@@ -42,13 +42,27 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                       name="probe_accuracy"),
                  node(nodes.removal_plot, ["removal_drop", "probe_accuracy", "params:dataset"], "removal_plot",
                       name="plot_removal")]
+    brain = [c for c, _, _ in grid.brain]
+    sources = list(dict.fromkeys(src for _, src, _ in grid.brain))
+    impact = {c: lowlevel_impact_name(c) for c in [*sources, *brain] if lowlevel_impact_name(c) in grid.conditions}
+    if brain:   # brain-tuning: gain over the source, low-level impact, data efficiency, downstream probes
+        from ..brain_tuning import nodes as bt_nodes
+
+        left_out = [s for s in grid.subjects if s not in grid.brain_subjects]
+        maps += [node(bt_nodes.collect_tables, [f"{s}.data_efficiency" for s in left_out],
+                      "brain_tuning_efficiency", name="collect_data_efficiency") if left_out else
+                 node(bt_nodes.no_left_out_subject, "params:brain_tuning", "brain_tuning_efficiency",
+                      name="collect_data_efficiency"),
+                 node(bind(bt_nodes.brain_tuning_tables, pairs=[(c, src) for c, src, _ in grid.brain], impact=impact),
+                      ["encoding_scores", "brain_tuning_efficiency", "brain_tuning_downstream", "params:group_tests"],
+                      ["brain_tuning_gain", "lowlevel_impact", "brain_tuning_plot_report"], name="brain_tuning_report")]
+    generated = {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal} | set(brain) | set(impact.values())
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),
         node(nodes.subject_intervals_table, "encoding_scores", "subject_intervals", name="subject_intervals"),
         node(bind(nodes.conditions_table, tuned=[s.name for s in tuned],
-                  made={s.name: dict(s.params) for s in grid.specs
-                        if s.name in {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal}}),
+                  made={s.name: dict(s.params) for s in grid.specs if s.name in generated}),
              ["params:conditions", *[s.params["model_dataset"] for s in tuned]], "conditions_table",
              name="conditions_table"),
         node(nodes.collect_exclusions, [f"{s}.exclusions" for s in grid.subjects], "exclusions",
@@ -64,3 +78,4 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         node(nodes.report, ["roi_summary", "ground_truth_recovery", "exclusions", "encoding_scores",
                             "params:dataset"], ["summary_md", "tracking_metrics"], name="report"),
     ] + maps, tags="analysis")
+

@@ -28,7 +28,10 @@ def simulate(synthetic: dict, study_params: dict):
     en-us, 160, 6 s), its exact word timings replace :func:`time_words`, and the sound power
     becomes a planted low-level signal; the audio is written as ``stimuli/<story>.wav``.
     ``noise_ar``, ``drift_sd`` and ``drift_periods`` set the noise model (AR(1) noise, slow
-    drift; see :mod:`brainalign.core.synthetic.study`)."""
+    drift; see :mod:`brainalign.core.synthetic.study`). ``planted_property`` plants the PROP
+    region; ``nonlinear_layer`` (null: none) plants NONLIN, a nonlinear function of that layer's
+    word features (SNR range ``nonlinear_snr``), extracted in the same forward passes as
+    ``semantic_layer``."""
     from ...core.synthetic.speech import synthesize_story
 
     rng = np.random.default_rng(synthetic.get("seed", 0))
@@ -50,12 +53,20 @@ def simulate(synthetic: dict, study_params: dict):
         words = {s: time_words(t, rng, max_words=max_words) for s, t in texts.items()}
     tok, model = load_model(synthetic["model"], synthetic.get("device", "cpu"))
     layer = int(synthetic["semantic_layer"])
-    feats = {s: extract_word_features(w["word"].tolist(), tok, model, [layer],
-                                      context_words=int(synthetic["context_words"]),
-                                      progress=True, desc=f"simulate {s}")[layer]
-             for s, w in words.items()}
+    nl_layer = synthetic.get("nonlinear_layer")
+    nl_layer = None if nl_layer is None else int(nl_layer)
+    layers = [layer] if nl_layer in (None, layer) else [layer, nl_layer]
+    # one forward pass per window gives every layer asked for
+    by_story = {s: extract_word_features(w["word"].tolist(), tok, model, layers,
+                                         context_words=int(synthetic["context_words"]),
+                                         progress=True, desc=f"simulate {s}")
+                for s, w in words.items()}
+    feats = {s: f[layer] for s, f in by_story.items()}
     # noise model (core/synthetic/study.py): AR(1) noise and slow drift; absent keys: white noise
     noise = {k: synthetic[k] for k in ("noise_ar", "drift_sd", "drift_periods") if synthetic.get(k) is not None}
+    if nl_layer is not None:   # the brain-tuning study's positive control: NONLIN, not linear in the features
+        noise.update(nonlinear_features={s: f[nl_layer] for s, f in by_story.items()}, nonlinear_layer=nl_layer,
+                     nonlinear_snr=tuple(float(x) for x in synthetic.get("nonlinear_snr", (0.5, 2.0))))
     planted = synthetic.get("planted_property")
     if planted:   # the removal study's positive control: a PROP region responding to a word property
         noise.update(property_values=planted_property_values(words, str(planted),

@@ -1,5 +1,5 @@
 """data_prep wiring: (simulate | download ->) raw_study -> words, tr_grids, folds, ground_truth
-(+ reference_image when brain maps are on); per subject (namespace = subject id): responses,
+(+ reference_image when brain maps are on); per subject (namespace ``data_prep.<subject>``): responses,
 targets, exclusions; then noise_ceiling.
 
 With ``study.download`` (real studies) ``download_study`` fetches a missing study first: the
@@ -52,8 +52,13 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     if grid.brain_maps:  # the voxel grid the analysis stage draws on (it never reads raw_study)
         common.append(node(nodes.reference_image, ["raw_study", *after], "reference_image",
                            name="reference_image"))
-    subjects = [pipeline(subject_template(s, after), namespace=s, inputs={"raw_study", "tr_grids", *after},
-                         parameters={"params:study"}) for s in grid.subjects]
+    # namespace data_prep.<subject> (outputs keep their <subject>.* names): brain_tuning reads every
+    # subject's responses and feeds the subjects' encoding cells (namespace <subject>.<condition>.layer_k),
+    # so a shared <subject> namespace would be interrupted by it
+    subjects = [pipeline(subject_template(s, after), namespace=f"data_prep.{s}",
+                         inputs={"raw_study", "tr_grids", *after}, parameters={"params:study"},
+                         outputs={d: f"{s}.{d}" for d in ("responses", "targets", "exclusions")})
+                for s in grid.subjects]
     nc_inputs = ["raw_study", "tr_grids", "folds", "params:study"] + [f"{s}.{d}" for s in grid.subjects for d in ("responses", "targets")]
     nc = [node(bind(nodes.noise_ceiling, subjects=list(grid.subjects)), nc_inputs, "noise_ceiling",
                name="noise_ceiling")]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.representations import EMBEDDING_OVERRIDES, get_kind, input_argument
-from ...core.representations.derived import fit_per_fold
+from ...core.representations.derived import fit_per_fold, is_per_fold
 from ...core.timing.resample import story_features_to_trs, word_features_to_trs
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,14 @@ def to_tr_grid(stimulus_features: dict, words: pd.DataFrame, grids: pd.DataFrame
     (``response_model``), trimmed: story -> float32 (n_trs, n_features). The condition's own
     ``response_model``, ``delays``, ... override the embedding parameters."""
     params = _effective(params, condition_params if condition_params is not None else (condition or {}))
+    if is_per_fold(stimulus_features):   # one model per fold (brain_tuning): each fold's features resampled alike
+        by_fold: dict[str, dict] = {}
+        for key in stimulus_features:
+            fold, story = str(key).split("/", 1)
+            by_fold.setdefault(fold, {})[story] = stimulus_features[key]
+        return {f"{fold}/{story}": arr for fold, feats in by_fold.items()
+                for story, arr in to_tr_grid(feats, words, grids, params, None, level=level,
+                                             condition_params={}).items()}
     if level == "tr":
         return story_features_to_trs(stimulus_features, grids, response_model=params.get("response_model", "fir"),
                                      delays=tuple(params.get("delays", (1, 2, 3, 4))))

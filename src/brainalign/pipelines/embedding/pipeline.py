@@ -68,10 +68,12 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
         if spec.level == "fold":
             parts += derived_nodes(spec, grid)
             continue
-        made = c in {cond for cond, _, _ in grid.tuning}   # a task_tuning condition
-        parts.append(pipeline(condition_template(spec, list(spec.layers), dict(spec.params) if made else None),
+        # a condition made by another pipeline (task_tuning, brain_tuning) has no `conditions` entry
+        made = {cond: "params:task_tuning" for cond, _, _ in grid.tuning}
+        made.update({cond: "params:brain_tuning" for cond, _, _ in grid.brain})
+        parts.append(pipeline(condition_template(spec, list(spec.layers), dict(spec.params) if c in made else None),
                               namespace=c, inputs={"words", "tr_grids", *spec.inputs},
-                              parameters={"params:condition": "params:task_tuning" if made else f"params:conditions.{c}",
+                              parameters={"params:condition": made.get(c, f"params:conditions.{c}"),
                                           "params:embedding": "params:embedding"}))
     props = sorted({p for _, _, p, _ in grid.removal})
     for src, k in removal_probe_cells(grid):   # linear probes of every removal property at the source's layers

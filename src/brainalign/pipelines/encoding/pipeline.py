@@ -70,4 +70,21 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                         "tr_grids": "tr_grids",
                         **{f"band_{j}": f"{c}.{Grid.layer_name(k)}.tr_features" for j, (_, c, k) in enumerate(bands)}},
                 parameters={"params:encoding", "params:variance_partition", "params:dataset"}))
+    if grid.brain:   # brain-tuning: the data-efficiency curve of each subject left out of tuning
+        from ..brain_tuning import nodes as bt_nodes
+
+        bt = grid.brain_params
+        layer = int((bt.get("data_efficiency") or {}).get("layer", 6))
+        conds = [*dict.fromkeys(src for _, src, _ in grid.brain), *[c for c, _, _ in grid.brain]]
+        for c in conds:
+            if layer not in grid.layers_of(c):
+                raise ValueError(f"brain_tuning.data_efficiency.layer {layer} is not a scored layer of {c!r} "
+                                 f"(its layers: {list(grid.layers_of(c))})")
+        for s in grid.subjects:
+            if s in grid.brain_subjects:
+                continue
+            cells.append(node(bind(bt_nodes.data_efficiency_cell, subject=s, conditions=conds, layer=layer),
+                              [f"{s}.responses", f"{s}.targets", "folds", "tr_grids", "params:encoding",
+                               "params:brain_tuning", *[f"{c}.{Grid.layer_name(layer)}.tr_features" for c in conds]],
+                              f"{s}.data_efficiency", name="data_efficiency", namespace=f"{s}.data_efficiency"))
     return Pipeline(cells, tags="encoding")

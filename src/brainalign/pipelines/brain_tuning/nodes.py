@@ -1,0 +1,143 @@
+"""Thin adapters from catalog entries to brainalign.core.brain_tuning."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def brain_tune_cell(*data, condition: str, method: str, source_params: dict, subjects: list[str], speech: bool):
+    """Brain-tune the source condition's backbone once per outer fold (core.brain_tuning.run).
+
+    ``data``: the story audio (speech) or the words table, the TR grids, the folds table, the
+    tuned subjects' responses (story -> float32 (n_trs, n_targets)) then their targets tables,
+    the ``brain_tuning`` and ``embedding`` parameters.
+
+    Returns
+    -------
+    models : a per-fold model directory for ``<condition>.tuned_model``.
+    history : DataFrame, one row per fold and epoch (core.brain_tuning.run.tune_per_fold).
+    """
+    from ...core.brain_tuning.run import tune_per_fold
+    from ...core.representations.text import resolve_device
+    from ..task_tuning.nodes import _mlflow_epoch_logger
+
+    stim, grids, folds, *rest = data
+    params, embedding = rest[-2], rest[-1]
+    n = len(subjects)
+    responses = dict(zip(subjects, rest[:n]))
+    targets = dict(zip(subjects, rest[n:2 * n]))
+    device = resolve_device(params.get("device", embedding.get("device", "auto")))
+    log_epoch = _mlflow_epoch_logger(f"brain_tuning.{condition}")
+    models, history = tune_per_fold(
+        method, source_params, {**params, "audio_sample_rate": embedding.get("audio_sample_rate", 16000),
+                                "word_align": embedding.get("word_align", "midpoint")},
+        words=None if speech else stim, grids=grids, audio=stim if speech else None, folds=folds,
+        responses=responses, targets=targets, device=device, condition=condition,
+        on_epoch=(lambda f, e, entry: log_epoch(e, {f"fold{f}.{k}": v for k, v in entry.items()}))
+        if log_epoch else None)
+    return models, history
+
+
+def collect_history(*histories: pd.DataFrame) -> pd.DataFrame:
+    """``brain_tuning_history.csv``: every cell's rows (condition, fold, epoch, losses, ...)."""
+    return pd.concat(list(histories), ignore_index=True)
+
+
+def history_plot(history: pd.DataFrame):
+    """Validation loss and r per epoch, one line per condition and fold (epoch 0: the untuned
+    backbone with ridge heads)."""
+    from ...core.plots import brain_tuning_history
+
+    return brain_tuning_history(history)
+
+
+def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
+    """(c) Linear probes of sentence embeddings (``brain_tuning.downstream``: tasks, layer,
+    max_examples, n_folds) from ``condition``'s model: the untuned source (no input) or a brain-tuned
+    per-fold directory (every fold's model probed; the table keeps their mean and the number of
+    models). Speech backbones: an empty table (no text input)."""
+    from ...core.brain_tuning.evaluate import DOWNSTREAM_COLUMNS, downstream_probe, sentence_embeddings, task_examples
+    from ...core.representations.text import load_model, resolve_model
+    from ...core.representations.tuned import load_tuned, read_info
+    from ...core.tasks.readers import load_task
+    from ..task_tuning.nodes import nlu_root
+
+    *model, params = data
+    ds = params.get("downstream") or {}
+    tasks = list(ds.get("tasks") or [])
+    if not tasks or source_params.get("kind", "text") != "text":
+        return pd.DataFrame(columns=[*DOWNSTREAM_COLUMNS, "n_models"])
+    layer, seed = int(ds.get("layer", 6)), int(params.get("seed", 0))
+    if model:
+        path = getattr(model[0], "path", model[0])
+        info = read_info(path)
+        models = [load_tuned(f"{path}/fold_{f}", resolve_model(source_params["model"])) for f in info["folds"]]
+    else:
+        models = [load_model(resolve_model(source_params["model"]), "cpu")]
+    rows = []
+    for task in tasks:
+        data = load_task(task, nlu_root(ds), max_examples=ds.get("max_examples"), seed=seed)
+        texts, pairs, labels = task_examples(data)
+        res = [downstream_probe(sentence_embeddings(tok, m, texts, layer, pairs=pairs), labels,
+                                int(ds.get("n_folds", 5)), seed) for tok, m in models]
+        rows.append({"condition": condition, "task": task, "layer": layer, "n_examples": res[0]["n_examples"],
+                     "n_folds": res[0]["n_folds"], "accuracy": float(np.mean([r["accuracy"] for r in res])),
+                     "sem": float(np.mean([r["sem"] for r in res])), "majority": res[0]["majority"],
+                     "n_models": len(res)})
+        log.info("downstream %s %s layer %d: accuracy %.3f (majority %.3f, %d model(s))", condition, task, layer,
+                 rows[-1]["accuracy"], rows[-1]["majority"], len(res))
+    return pd.DataFrame(rows)
+
+
+def data_efficiency_cell(responses: dict, targets: pd.DataFrame, folds: pd.DataFrame, grids: pd.DataFrame,
+                         enc_params: dict, params: dict, *features: dict, subject: str, conditions: list[str],
+                         layer: int) -> pd.DataFrame:
+    """The data-efficiency curve of one subject left out of brain-tuning: encoding r per ROI for
+    each of ``conditions`` (the untuned source, the brain conditions) at ``layer`` with the ridge
+    fitted on ``brain_tuning.data_efficiency.fractions`` of each fold's training data."""
+    from ...core.brain_tuning.evaluate import data_efficiency
+    from ...core.encoding.folds import folds_from_table
+    from ..encoding.nodes import ridge_settings
+
+    fr = [float(x) for x in (params.get("data_efficiency") or {}).get("fractions", [0.1, 0.25, 0.5, 1.0])]
+    out = data_efficiency(dict(zip(conditions, features)), responses, targets, folds_from_table(folds), grids, fr,
+                          ridge_settings(enc_params), subject, layer)
+    log.info("%s data efficiency (layer %d): %s", subject, layer, "; ".join(
+        f"{c} {f:g}: {g['mean_r'].mean():.3f}" for (c, f), g in out.groupby(["condition", "fraction"], sort=False)))
+    return out
+
+
+def brain_tuning_tables(scores: pd.DataFrame, efficiency: pd.DataFrame, downstream: pd.DataFrame,
+                        group_params: dict, *, pairs: list[tuple[str, str]], impact: dict):
+    """The brain-tuning report: (a) ``brain_tuning_gain.csv`` (paired tests of each brain condition
+    against its source, per layer and ROI; ``pairs``: (condition, source)), (b)
+    ``lowlevel_impact.csv``, and one figure with the data-efficiency and downstream tables."""
+    from ...core.brain_tuning.evaluate import gain_table, lowlevel_impact_table
+    from ...core.plots import brain_tuning_report
+
+    gp = group_params or {}
+    gain = gain_table(scores, pairs, n_perm=int(gp.get("n_perm", 10000)),
+                      n_boot=int(gp.get("n_boot", 10000)), seed=int(gp.get("seed", 0)))
+    imp = lowlevel_impact_table(scores, impact) if impact else pd.DataFrame()
+    fig = brain_tuning_report(gain, imp, efficiency, downstream)
+    return gain, imp, fig
+
+
+def collect_tables(*tables: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate per-cell tables (empty ones kept out)."""
+    parts = [t for t in tables if len(t)]
+    return pd.concat(parts, ignore_index=True) if parts else (tables[0] if tables else pd.DataFrame())
+
+
+def no_left_out_subject(params: dict) -> pd.DataFrame:
+    """An empty data-efficiency table: every subject was brain-tuned (``brain_tuning.subjects``
+    null or all of them), so none is left out to measure it on."""
+    from ...core.brain_tuning.evaluate import EFFICIENCY_COLUMNS
+
+    log.info("brain_tuning: every subject was tuned; no data-efficiency curve (list brain_tuning.subjects "
+             "to leave some out)")
+    return pd.DataFrame(columns=EFFICIENCY_COLUMNS)
