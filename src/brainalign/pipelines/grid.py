@@ -304,7 +304,11 @@ def brain_conditions(params: dict) -> dict:
             spec = {"kind": "derived", "source": c, "transform": "residual", "against": against,
                     "against_layer": int(li.get("against_layer", 0))}
             if layers is not None:
-                spec["layers"] = [int(x) for x in layers]
+                own = out[c].get("layers") if c in out else (params["conditions"][c].get("layers")
+                                                              or params.get("layers") or [])
+                spec["layers"] = [int(x) for x in layers if int(x) in {int(k) for k in own}]
+                if not spec["layers"]:
+                    continue   # the source is not scored at any brain-condition layer
             out[lowlevel_impact_name(c)] = spec
     return out
 

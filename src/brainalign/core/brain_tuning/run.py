@@ -139,6 +139,13 @@ def tune_per_fold(method: str, source: dict, params: dict, *, words: pd.DataFram
     modality = "speech" if kind == "speech" else "text"
     if kind not in ("text", "speech"):
         raise BrainTuningError(f"brain_tuning.source must be a text or speech condition, got kind {kind!r}")
+    excluded = sorted(s for s, t in targets.items() if len(t) == 0)
+    if excluded:   # excluded in data_prep (no usable target): nothing to predict
+        log.warning("brain_tuning %s: subjects %s have no usable targets (excluded in data_prep) and are not tuned on",
+                    condition, excluded)
+        responses = {s: r for s, r in responses.items() if s not in excluded}
+        if not responses:
+            raise BrainTuningError(f"brain_tuning: every tuned subject ({excluded}) was excluded in data_prep")
     index = SampleIndex.from_grids(grids)
     stories = list(index.stories)
     for sub, r in responses.items():

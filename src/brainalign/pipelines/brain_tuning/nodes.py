@@ -103,6 +103,11 @@ def data_efficiency_cell(responses: dict, targets: pd.DataFrame, folds: pd.DataF
     from ...core.encoding.folds import folds_from_table
     from ..encoding.nodes import ridge_settings
 
+    from ...core.brain_tuning.evaluate import EFFICIENCY_COLUMNS
+
+    if len(targets) == 0:
+        log.warning("subject %s has no usable targets (excluded in data_prep): no data-efficiency curve", subject)
+        return pd.DataFrame(columns=EFFICIENCY_COLUMNS)
     fr = [float(x) for x in (params.get("data_efficiency") or {}).get("fractions", [0.1, 0.25, 0.5, 1.0])]
     out = data_efficiency(dict(zip(conditions, features)), responses, targets, folds_from_table(folds), grids, fr,
                           ridge_settings(enc_params), subject, layer)
