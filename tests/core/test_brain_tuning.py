@@ -339,3 +339,19 @@ def test_story_without_audio_is_named(tmp_path):
                            "n_trs": 5}])
     with pytest.raises(BrainTuningError, match="no audio for story s1"):
         SpeechStimulus(fe, fam, {}, grids)
+
+
+def test_subjects_excluded_in_data_prep_are_not_tuned_on(study, word_bert, caplog):
+    words, grids, index = study
+    resp = {sub: {s: np.random.default_rng(0).standard_normal((int(n), 2)).astype(np.float32)
+                  for s, n in zip(grids["story"], grids["n_trs"])} for sub in ("a", "b")}
+    targets = {"a": pd.DataFrame({"target": ["x", "y"], "roi": ["R", "R"]}),
+               "b": pd.DataFrame(columns=["target", "roi"])}          # excluded: no usable target
+    models, hist = tune_per_fold("brain", {"kind": "text", "model": word_bert, "context_words": 3}, {"epochs": 0},
+                                 words=words, grids=grids, audio=None, folds=_folds(index), responses=resp,
+                                 targets=targets, condition="c")
+    assert models.info["subjects"] == ["a"] and "subjects ['b'] have no usable targets" in caplog.text
+    models.cleanup()
+    with pytest.raises(BrainTuningError, match="every tuned subject"):
+        tune_per_fold("brain", {"kind": "text", "model": word_bert}, {}, words=words, grids=grids, audio=None,
+                      folds=_folds(index), responses={"b": resp["b"]}, targets={"b": targets["b"]})
