@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,7 +45,6 @@ class TuningConfig:
     device: str = "cpu"
     bf16: bool = True                   # autocast on CUDA
     gradient_checkpointing: bool = True  # on CUDA
-    extra: dict = field(default_factory=dict)
 
 
 def _blocks(backbone):
