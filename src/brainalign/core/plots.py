@@ -405,7 +405,7 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
         ax.scatter(x, downstream["majority"], marker="_", s=400, color="k", label="majority class")
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
         ax.set(ylabel="probe accuracy (5-fold CV)",
-               title=f"(d) downstream probes, layer {int(downstream['layer'].iloc[0])} (error bar: SEM over folds)")
+               title=f"(d) downstream probes, layer {int(downstream['layer'].iloc[0])}\n(error bar: SEM over folds)")
         ax.legend(fontsize=7)
     else:
         empty(ax, "(d) downstream probes")
