@@ -337,6 +337,22 @@ def brain_tuning_history(history: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+def _bars_by_roi(ax, groups: list, rois: list, column: str, err=None) -> list:
+    """Grouped bars of ``column`` per ROI, one bar per group (``groups``: (label, table indexed by
+    ``rois``)), error bars ``err(table)`` when given, a zero line, ROI ticks and a legend; returns
+    each group's bar positions."""
+    w = 0.8 / len(groups)
+    xs = []
+    for k, (label, g) in enumerate(groups):
+        x = np.arange(len(rois)) + (k - (len(groups) - 1) / 2) * w
+        ax.bar(x, g[column], w, yerr=None if err is None else err(g), capsize=2, label=label)
+        xs.append(x)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
+    ax.legend(fontsize=7)
+    return xs
+
+
 def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd.DataFrame,
                         downstream: pd.DataFrame, title: str = "") -> plt.Figure:
     """Brain-tuning at a glance: (a) the gain in mean r over the untuned source per ROI (each brain
@@ -344,7 +360,7 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
     * where q < 0.05); (b) the low-level impact, % of r lost when the low-level features are
     regressed out; (c) the data-efficiency curve of the subjects left out of tuning (mean r over
     ROIs and left-out subjects against the share of their training data the ridge saw); (d)
-    downstream probe accuracy with the majority baseline (dashed)."""
+    downstream probe accuracy with the majority baseline (black ticks)."""
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), layout="constrained")
 
     def empty(ax, what):
@@ -353,37 +369,26 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
 
     ax = axes[0]
     if len(gain):
-        groups = list(dict.fromkeys(zip(gain["condition"], gain["layer"])))
         rois = sorted(gain["roi"].unique())
-        w = 0.8 / len(groups)
-        for k, (c, layer) in enumerate(groups):
-            g = gain[(gain["condition"] == c) & (gain["layer"] == layer)].set_index("roi").reindex(rois)
-            x = np.arange(len(rois)) + (k - (len(groups) - 1) / 2) * w
-            err = np.vstack([g["gain"] - g["ci_low"], g["ci_high"] - g["gain"]]).clip(min=0)
-            ax.bar(x, g["gain"], w, yerr=err, capsize=2, label=f"{c} L{layer}")
+        groups = [(f"{c} L{layer}", gain[(gain["condition"] == c) & (gain["layer"] == layer)].set_index("roi").reindex(rois))
+                  for c, layer in dict.fromkeys(zip(gain["condition"], gain["layer"]))]
+        xs = _bars_by_roi(ax, groups, rois, "gain",
+                          err=lambda g: np.vstack([g["gain"] - g["ci_low"], g["ci_high"] - g["gain"]]).clip(min=0))
+        for x, (_, g) in zip(xs, groups):
             for xi, (gv, q, hi) in zip(x, g[["gain", "q", "ci_high"]].to_numpy(float)):
                 if q < 0.05:
                     ax.text(xi, max(gv, hi), "*", ha="center", va="bottom")
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
         ax.set(ylabel="gain in mean r over the untuned source", title="(a) alignment gain (95 % CI over subjects)")
-        ax.legend(fontsize=7)
     else:
         empty(ax, "(a) alignment gain (needs >= 3 subjects)")
     ax = axes[1]
     if len(impact):
         top = impact[impact["layer"] == impact["layer"].max()]
-        conds = list(dict.fromkeys(top["condition"]))
         rois = sorted(top["roi"].unique())
-        w = 0.8 / len(conds)
-        for k, c in enumerate(conds):
-            g = top[top["condition"] == c].set_index("roi").reindex(rois)
-            ax.bar(np.arange(len(rois)) + (k - (len(conds) - 1) / 2) * w, g["drop_pct"], w, label=c)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(np.arange(len(rois)), rois, rotation=45, ha="right")
+        _bars_by_roi(ax, [(c, top[top["condition"] == c].set_index("roi").reindex(rois))
+                          for c in dict.fromkeys(top["condition"])], rois, "drop_pct")
         ax.set(ylabel="% of r lost without the low-level features",
                title=f"(b) low-level impact, layer {int(top['layer'].iloc[0])} (mean over subjects)")
-        ax.legend(fontsize=7)
     else:
         empty(ax, "(b) low-level impact")
     ax = axes[2]

@@ -44,11 +44,18 @@ class SampleIndex:
 
     def segments(self, samples: np.ndarray) -> list[np.ndarray]:
         """``samples`` (sorted) cut into runs of consecutive samples within one story."""
-        samples = np.sort(np.asarray(samples, np.int64))
-        if samples.size == 0:
-            return []
-        cut = np.flatnonzero((np.diff(samples) != 1) | (np.diff(self.story[samples]) != 0)) + 1
-        return np.split(samples, cut)
+        return consecutive_runs(samples, self.story)
+
+
+def consecutive_runs(samples: np.ndarray, story_of_sample: np.ndarray) -> list[np.ndarray]:
+    """``samples`` (sorted) cut into runs of consecutive samples of one story (``story_of_sample``:
+    the story label of every sample)."""
+    samples = np.sort(np.asarray(samples, np.int64))
+    if samples.size == 0:
+        return []
+    labels = np.asarray(story_of_sample)[samples]
+    cut = np.flatnonzero((np.diff(samples) != 1) | (labels[1:] != labels[:-1])) + 1
+    return np.split(samples, cut)
 
 
 def split_validation(index: SampleIndex, train: np.ndarray, method: str = "auto", n_stories: int = 1,
@@ -201,9 +208,9 @@ def select_targets(targets: dict[str, pd.DataFrame], responses: dict, index: Sam
             raise BrainTuningError(
                 f"brain_tuning.targets.min_ceiling needs >= 3 tuned subjects with the same targets for an "
                 f"inter-subject ceiling (got {subs}); select targets with brain_tuning.targets.rois instead")
-        stacked = [np.concatenate([np.asarray(responses[s][index.stories[k]])[index.kept[train][index.story[train] == k]]
-                                   for k in sorted(set(index.story[train].tolist()))]) for s in subs]
-        ceiling = intersubject_ceiling(stacked)
+        train = np.sort(np.asarray(train, np.int64))
+        ceiling = intersubject_ceiling([training_matrix(responses[s], index, train, np.arange(len(targets[s])))
+                                        for s in subs])
         for k, sub in enumerate(subs):
             out[sub] &= ceiling[k] >= float(min_ceiling)
     for sub, keep in out.items():
@@ -215,13 +222,11 @@ def select_targets(targets: dict[str, pd.DataFrame], responses: dict, index: Sam
 
 
 def training_matrix(responses: dict, index: SampleIndex, samples: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Rows ``samples`` and ``columns`` of one subject's responses (story -> (n_trs, n_targets)), float32."""
-    rows = []
-    for k in sorted(set(index.story[samples].tolist())):
-        sel = samples[index.story[samples] == k]
-        rows.append((sel, np.asarray(responses[index.stories[k]], np.float32)[index.kept[sel]][:, columns]))
+    """Rows ``samples`` (in their order) and ``columns`` of one subject's responses (story ->
+    (n_trs, n_targets)), float32 (len(samples), len(columns))."""
+    samples = np.asarray(samples, np.int64)
     out = np.zeros((len(samples), len(columns)), np.float32)
-    pos = {s: p for p, s in enumerate(samples.tolist())}
-    for sel, block in rows:
-        out[[pos[s] for s in sel.tolist()]] = block
+    for k in np.unique(index.story[samples]):
+        sel = index.story[samples] == k
+        out[sel] = np.asarray(responses[index.stories[k]], np.float32)[index.kept[samples[sel]]][:, columns]
     return out

@@ -12,8 +12,12 @@ share of their training data the ridge sees (:func:`data_efficiency`).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 EFFICIENCY_COLUMNS = ["subject", "condition", "layer", "fraction", "n_train", "roi", "mean_r", "n_targets"]
 IMPACT_COLUMNS = ["condition", "layer", "roi", "n_subjects", "r", "r_minus_lowlevel", "drop", "drop_pct"]
@@ -33,13 +37,14 @@ def leading_share(train: np.ndarray, story_of_sample: np.ndarray, fraction: floa
     -------
     sorted int array, a subset of ``train``.
     """
+    from .data import consecutive_runs
+
     if not 0 < float(fraction) <= 1:
         raise ValueError(f"data_efficiency fractions must be in (0, 1], got {fraction!r}")
-    train = np.sort(np.asarray(train, np.int64))
-    if train.size == 0:
-        return train
-    cut = np.flatnonzero((np.diff(train) != 1) | (story_of_sample[train][1:] != story_of_sample[train][:-1])) + 1
-    return np.concatenate([seg[:int(np.ceil(float(fraction) * len(seg)))] for seg in np.split(train, cut)])
+    runs = consecutive_runs(train, story_of_sample)
+    if not runs:
+        return np.zeros(0, np.int64)
+    return np.concatenate([seg[:int(np.ceil(float(fraction) * len(seg)))] for seg in runs])
 
 
 def data_efficiency(features: dict, responses: dict, targets: pd.DataFrame, folds: list, grids: pd.DataFrame,
@@ -212,3 +217,30 @@ def downstream_probe(X: np.ndarray, labels, n_folds: int = 5, seed: int = 0) -> 
     acc = np.asarray(acc)
     return {"accuracy": float(acc.mean()), "sem": float(acc.std(ddof=1) / np.sqrt(len(acc))),
             "majority": float(np.mean(maj)), "n_examples": int(len(y)), "n_folds": int(n_folds)}
+
+
+def downstream_table(condition: str, models: list, tasks: list[str], root, layer: int, max_examples=None,
+                     n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """(c) for one condition: per task (:func:`brainalign.core.tasks.readers.load_task` from
+    ``root``), :func:`downstream_probe` of the :func:`sentence_embeddings` of each of ``models``
+    ((tokenizer, model) pairs: one untuned model, or a brain-tuned model per fold), averaged over
+    the models.
+
+    Returns
+    -------
+    DataFrame :data:`DOWNSTREAM_COLUMNS` + ``n_models``, one row per task.
+    """
+    from ..tasks.readers import load_task
+
+    rows = []
+    for task in tasks:
+        texts, pairs, labels = task_examples(load_task(task, root, max_examples=max_examples, seed=seed))
+        res = [downstream_probe(sentence_embeddings(tok, m, texts, layer, pairs=pairs), labels, n_folds, seed)
+               for tok, m in models]
+        rows.append({"condition": condition, "task": task, "layer": int(layer), "n_examples": res[0]["n_examples"],
+                     "n_folds": res[0]["n_folds"], "accuracy": float(np.mean([r["accuracy"] for r in res])),
+                     "sem": float(np.mean([r["sem"] for r in res])), "majority": res[0]["majority"],
+                     "n_models": len(res)})
+        log.info("downstream %s %s layer %d: accuracy %.3f (majority %.3f, %d model(s))", condition, task, layer,
+                 rows[-1]["accuracy"], rows[-1]["majority"], len(res))
+    return pd.DataFrame(rows, columns=[*DOWNSTREAM_COLUMNS, "n_models"])

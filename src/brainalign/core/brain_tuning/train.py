@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..encoding.metrics import pearson_r
 from .data import BrainTuningError, SampleIndex, chunks, training_matrix
 from .model import BrainTuner, ridge_head
 
@@ -47,22 +48,6 @@ class TuningConfig:
     gradient_checkpointing: bool = True  # on CUDA
 
 
-def _blocks(backbone):
-    """The backbone's list of transformer blocks (BERT ``encoder.layer``, wav2vec2/HuBERT/Whisper
-    ``encoder.layers`` or ``layers``, GPT-2 ``h``)."""
-    for path in ("encoder.layer", "encoder.layers", "layers", "h", "transformer.h"):
-        obj = backbone
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        if hasattr(obj, "__len__") and len(obj) > 0:
-            return obj
-    raise BrainTuningError(f"brain_tuning: cannot find the transformer blocks of {type(backbone).__name__} "
-                           f"(train_top_layers needs them)")
-
-
 def set_trainable(backbone, top_layers: int | None) -> int:
     """Freeze the backbone except its top ``top_layers`` blocks (None: leave what is trainable
     as loaded, e.g. a speech model's frozen feature encoder; 0: freeze everything). Returns the
@@ -70,17 +55,15 @@ def set_trainable(backbone, top_layers: int | None) -> int:
     if top_layers is not None:
         backbone.requires_grad_(False)
         if int(top_layers) > 0:
-            blocks = _blocks(backbone)
+            from ..tasks.methods import TuningError, encoder_layers
+
+            try:
+                blocks = encoder_layers(backbone)
+            except TuningError as exc:
+                raise BrainTuningError(f"brain_tuning.train_top_layers: {exc}") from None
             for block in list(blocks)[-int(top_layers):]:
                 block.requires_grad_(True)
     return int(sum(p.numel() for p in backbone.parameters() if p.requires_grad))
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
-    return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
 
 
 def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: SampleIndex, fit: np.ndarray,
@@ -191,7 +174,7 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
             P = torch.cat(preds[s])
             T = Y[s][torch.as_tensor(val_rows, device=device)]
             losses.append(float(((P - T) ** 2).mean()))
-            rs.append(float(np.mean(_pearson(P.cpu().numpy(), T.cpu().numpy()))))
+            rs.append(float(np.mean(pearson_r(P.cpu().numpy(), T.cpu().numpy()))))
         return float(np.mean(losses)), float(np.mean(rs))
 
     t_start = time.perf_counter()

@@ -243,7 +243,7 @@ class TunedKind(TextKind):
         for f in have:
             sub = path / f"fold_{f}"
             check_per_fold_rule(name, read_info(sub), f, folds)
-            feats = self.extract(name, {**params, "model_dataset": params["model_dataset"]}, embedding, layers,
+            feats = self.extract(name, params, embedding, layers,
                                  **{**data, input_argument(params["model_dataset"]): sub, "folds": None})
             for layer in layers:
                 for story, arr in feats[layer].items():

@@ -22,7 +22,7 @@ Methods
              ``fraction``, the smallest top block of layers whose parameter count reaches that
              proportion of the backbone's parameters. Embeddings (and the pooler) stay frozen; the
              head trains. Layers are found at ``encoder.layer`` (BERT, RoBERTa, ELECTRA, XLM-R),
-             ``transformer.layer`` (DistilBERT), ``encoder.layers`` or ``layers``; another layout
+             ``transformer.layer`` (DistilBERT), ``encoder.layers``, ``layers`` or ``h`` (GPT-2); another layout
              is a clear error.
 ``prefix``   P-tuning v2: deep prompts, a learned key/value prefix of ``prefix_length`` (16)
              virtual tokens at every layer (peft ``PrefixTuningConfig``; ``prefix_projection``
@@ -106,8 +106,8 @@ TASK_TYPES = ("sentence", "pair", "token", "span", "qa")
 _HEAD_CLASSES = {"sentence": "ForSequenceClassification", "pair": "ForSequenceClassification",
                  "token": "ForTokenClassification", "qa": "ForQuestionAnswering"}
 
-#: where encoder layers sit in a backbone (dotted attribute paths, first match wins)
-LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
+#: where encoder layers sit in a backbone (dotted attribute paths, first match wins; ``h``: GPT-2)
+LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers", "h", "transformer.h")
 
 HEAD_FILE = "head.safetensors"
 INFO_FILE = "brainalign.json"   # the name representations.tuned reads

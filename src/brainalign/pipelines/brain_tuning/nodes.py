@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,6 @@ def brain_tune_cell(*data, condition: str, method: str, source_params: dict, sub
     return models, history
 
 
-def collect_history(*histories: pd.DataFrame) -> pd.DataFrame:
-    """``brain_tuning_history.csv``: every cell's rows (condition, fold, epoch, losses, ...)."""
-    return pd.concat(list(histories), ignore_index=True)
-
-
 def history_plot(history: pd.DataFrame):
     """Validation loss and r per epoch, one line per condition and fold (epoch 0: the untuned
     backbone with ridge heads)."""
@@ -57,13 +51,12 @@ def history_plot(history: pd.DataFrame):
 
 def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
     """(c) Linear probes of sentence embeddings (``brain_tuning.downstream``: tasks, layer,
-    max_examples, n_folds) from ``condition``'s model: the untuned source (no input) or a brain-tuned
-    per-fold directory (every fold's model probed; the table keeps their mean and the number of
-    models). Speech backbones: an empty table (no text input)."""
-    from ...core.brain_tuning.evaluate import DOWNSTREAM_COLUMNS, downstream_probe, sentence_embeddings, task_examples
+    max_examples, n_folds; core.brain_tuning.evaluate.downstream_table) from ``condition``'s model:
+    the untuned source (no input) or a brain-tuned per-fold directory (every fold's model).
+    Speech backbones: an empty table (no text input)."""
+    from ...core.brain_tuning.evaluate import DOWNSTREAM_COLUMNS, downstream_table
     from ...core.representations.text import load_model, resolve_model
     from ...core.representations.tuned import load_tuned, read_info
-    from ...core.tasks.readers import load_task
     from ..task_tuning.nodes import nlu_root
 
     *model, params = data
@@ -71,26 +64,14 @@ def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
     tasks = list(ds.get("tasks") or [])
     if not tasks or source_params.get("kind", "text") != "text":
         return pd.DataFrame(columns=[*DOWNSTREAM_COLUMNS, "n_models"])
-    layer, seed = int(ds.get("layer", 6)), int(params.get("seed", 0))
     if model:
         path = getattr(model[0], "path", model[0])
-        info = read_info(path)
-        models = [load_tuned(f"{path}/fold_{f}", resolve_model(source_params["model"])) for f in info["folds"]]
+        models = [load_tuned(f"{path}/fold_{f}", resolve_model(source_params["model"])) for f in read_info(path)["folds"]]
     else:
         models = [load_model(resolve_model(source_params["model"]), "cpu")]
-    rows = []
-    for task in tasks:
-        data = load_task(task, nlu_root(ds), max_examples=ds.get("max_examples"), seed=seed)
-        texts, pairs, labels = task_examples(data)
-        res = [downstream_probe(sentence_embeddings(tok, m, texts, layer, pairs=pairs), labels,
-                                int(ds.get("n_folds", 5)), seed) for tok, m in models]
-        rows.append({"condition": condition, "task": task, "layer": layer, "n_examples": res[0]["n_examples"],
-                     "n_folds": res[0]["n_folds"], "accuracy": float(np.mean([r["accuracy"] for r in res])),
-                     "sem": float(np.mean([r["sem"] for r in res])), "majority": res[0]["majority"],
-                     "n_models": len(res)})
-        log.info("downstream %s %s layer %d: accuracy %.3f (majority %.3f, %d model(s))", condition, task, layer,
-                 rows[-1]["accuracy"], rows[-1]["majority"], len(res))
-    return pd.DataFrame(rows)
+    return downstream_table(condition, models, tasks, nlu_root(ds), layer=int(ds.get("layer", 6)),
+                            max_examples=ds.get("max_examples"), n_folds=int(ds.get("n_folds", 5)),
+                            seed=int(params.get("seed", 0)))
 
 
 def data_efficiency_cell(responses: dict, targets: pd.DataFrame, folds: pd.DataFrame, grids: pd.DataFrame,
@@ -133,7 +114,8 @@ def brain_tuning_tables(scores: pd.DataFrame, efficiency: pd.DataFrame, downstre
 
 
 def collect_tables(*tables: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate per-cell tables (empty ones kept out)."""
+    """Concatenate per-cell tables (histories, downstream probes, data-efficiency curves; empty ones
+    kept out)."""
     parts = [t for t in tables if len(t)]
     return pd.concat(parts, ignore_index=True) if parts else (tables[0] if tables else pd.DataFrame())
 

@@ -37,7 +37,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                           name="downstream_probe", namespace=cond))
     parts.append(node(nodes.collect_tables, [f"{c}.downstream" for c in [*sources, *[c for c, _, _ in grid.brain]]],
                       "brain_tuning_downstream", name="collect_brain_tuning_downstream"))
-    parts.append(node(nodes.collect_history, [f"{c}.brain_tuning_history" for c, _, _ in grid.brain],
+    parts.append(node(nodes.collect_tables, [f"{c}.brain_tuning_history" for c, _, _ in grid.brain],
                       "brain_tuning_history", name="collect_brain_tuning_history"))
     parts.append(node(nodes.history_plot, "brain_tuning_history", "brain_tuning_plot", name="plot_brain_tuning_history"))
     return Pipeline(parts, tags="brain_tuning")

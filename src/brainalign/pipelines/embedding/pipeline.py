@@ -63,14 +63,14 @@ def derived_nodes(spec, grid: Grid | None = None) -> list:
 def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
     grid = grid or Grid((), (), ())
     parts = []
+    # a condition made by another pipeline (task_tuning, brain_tuning) has no `conditions` entry
+    made = {cond: "params:task_tuning" for cond, _, _ in grid.tuning}
+    made.update({cond: "params:brain_tuning" for cond, _, _ in grid.brain})
     for c in grid.conditions:
         spec = grid.spec(c)
         if spec.level == "fold":
             parts += derived_nodes(spec, grid)
             continue
-        # a condition made by another pipeline (task_tuning, brain_tuning) has no `conditions` entry
-        made = {cond: "params:task_tuning" for cond, _, _ in grid.tuning}
-        made.update({cond: "params:brain_tuning" for cond, _, _ in grid.brain})
         parts.append(pipeline(condition_template(spec, list(spec.layers), dict(spec.params) if c in made else None),
                               namespace=c, inputs={"words", "tr_grids", *spec.inputs},
                               parameters={"params:condition": made.get(c, f"params:conditions.{c}"),
