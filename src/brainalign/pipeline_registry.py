@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from .pipelines import analysis, brain_tuning, data_prep, embedding, encoding, task_tuning
+from .pipelines import analysis, brain_tuning, data_prep, decoding, embedding, encoding, task_tuning
 from .pipelines.grid import active_parameters, grid_from_params
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """data_prep, task_tuning, brain_tuning, embedding, encoding, analysis and ``__default__`` (all
-    of them; task_tuning and brain_tuning are empty unless enabled)."""
+    """data_prep, task_tuning, brain_tuning, embedding, encoding, decoding, analysis and
+    ``__default__`` (all of them; task_tuning, brain_tuning and decoding are empty unless enabled)."""
     grid = grid_from_params(active_parameters())
     pipes = {
         "data_prep": data_prep.create_pipeline(grid),
@@ -17,6 +17,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "brain_tuning": brain_tuning.create_pipeline(grid),
         "embedding": embedding.create_pipeline(grid),
         "encoding": encoding.create_pipeline(grid),
+        "decoding": decoding.create_pipeline(grid),
         "analysis": analysis.create_pipeline(grid),
     }
     pipes["__default__"] = sum(pipes.values(), Pipeline([]))

@@ -95,9 +95,9 @@ def test_registry_builds_the_active_grid(tmp_path):
         pipes = register_pipelines()
     finally:
         set_active_parameters(None)
-    assert set(pipes) == {"data_prep", "task_tuning", "brain_tuning", "embedding", "encoding", "analysis",
-                          "__default__"}
-    assert len(pipes["task_tuning"].nodes) == 0 and len(pipes["brain_tuning"].nodes) == 0   # off in conf/test
+    assert set(pipes) == {"data_prep", "task_tuning", "brain_tuning", "embedding", "encoding", "decoding",
+                          "analysis", "__default__"}
+    assert all(len(pipes[k].nodes) == 0 for k in ("task_tuning", "brain_tuning", "decoding"))   # off in conf/test
     default = pipes["__default__"]
     assert len(default.nodes) == sum(len(p.nodes) for k, p in pipes.items() if k != "__default__")
 

@@ -416,3 +416,33 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
         empty(ax, "(d) downstream probes")
     fig.suptitle(title or "brain-tuning: alignment, low-level impact, data efficiency, downstream")
     return fig
+
+
+def decoding_bars(summary: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Decoding at a glance: per ROI / network, the mean pairwise matching accuracy over subjects of
+    each condition (and layer), error bars = SEM over subjects, the mean permutation-null accuracy
+    as a black tick on each bar and chance (0.5) as a dashed line; * where q < 0.05."""
+    summary = summary.assign(label=[r if u == "roi" else f"{r} (network)" for r, u in zip(summary["roi"], summary["unit"])])
+    groups = list(dict.fromkeys(zip(summary["condition"], summary["layer"])))
+    units = list(dict.fromkeys(summary["label"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(units) * max(1, len(groups)) ** 0.5 + 3), 4.2),
+                           layout="constrained")
+    table = [(f"{c} L{k}", summary[(summary["condition"] == c) & (summary["layer"] == k)].set_index("label")
+              .reindex(units)) for c, k in groups]
+    xs = _bars_by_roi(ax, table, units, "mean_accuracy", err=lambda g: g["sem_accuracy"])
+    w = 0.8 / len(table)
+    for x, (_, g) in zip(xs, table):
+        ax.hlines(g["mean_null"], x - w / 2, x + w / 2, color="k", lw=1.5)
+        for xi, (acc, q) in enumerate(zip(g["mean_accuracy"], g["q"])):
+            if np.isfinite(q) and q < 0.05:
+                ax.text(x[xi], acc + 0.01, "*", ha="center", fontsize=9)
+    ax.get_legend().remove()
+    ax.axhline(0.5, color="grey", ls="--", lw=1, label="chance (0.5)")
+    lo = np.nanmin(summary["mean_accuracy"].to_numpy(float)) if len(summary) else 0.5
+    ax.set_ylim(min(0.4, lo - 0.05), 1.0)
+    ax.set_ylabel("pairwise matching accuracy\n(mean over subjects, error bar: SEM)")
+    ax.set_title(title or "decoding: stimulus features from brain targets", fontsize=10)
+    ax.text(1.0, -0.32, "black tick: mean permutation-null accuracy; * q < 0.05 (sign flip across subjects, BH)",
+            transform=ax.transAxes, ha="right", fontsize=7)
+    _legend_outside(fig, [ax])
+    return fig

@@ -82,6 +82,8 @@ class Grid:
     brain_subjects: tuple[str, ...] = ()
     #: the ``brain_tuning`` parameters (data-efficiency layer, ...)
     brain_params: dict = field(default_factory=dict, compare=False, hash=False)
+    #: decoding cells (condition, layer), empty when off
+    decoding: tuple[tuple[str, int], ...] = ()
 
     @staticmethod
     def layer_name(layer: int) -> str:
@@ -144,7 +146,8 @@ def grid_from_params(params: dict) -> Grid:
                 download=bool(study.get("download")) and not simulate,
                 partition=partition_bands(params.get("variance_partition") or {}, specs), tuning=tuning,
                 removal=removal, brain=brain, brain_subjects=brain_tuned_subjects(params, subjects) if brain else (),
-                brain_params=dict(params.get("brain_tuning") or {}) if brain else {})
+                brain_params=dict(params.get("brain_tuning") or {}) if brain else {},
+                decoding=decoding_cells(params.get("decoding") or {}, specs))
 
 
 def _study_reader(study: dict):
@@ -388,6 +391,77 @@ def partition_bands(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str
     if len({(c, k) for _, c, k in out}) < len(out):
         raise ValueError(f"variance_partition: two bands are the same condition and layer: {out}")
     return tuple(out)
+
+
+def decoding_cells(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str, int], ...]:
+    """(condition, layer) of every decoding cell when ``decoding`` is enabled: ``decoding.conditions``
+    (null: every condition) at ``decoding.layers`` (null: each condition's scored layers; a listed
+    layer that a condition does not score is an error)."""
+    if not params.get("enabled"):
+        return ()
+    by_name = {s.name: s for s in specs}
+    wanted = params.get("conditions")
+    names = list(by_name) if wanted is None else [str(c) for c in wanted]
+    unknown = [c for c in names if c not in by_name]
+    if unknown:
+        raise ValueError(f"decoding.conditions names {unknown}, which are not conditions of this run "
+                         f"(conditions: {list(by_name)})")
+    cells = []
+    for c in names:
+        scored = by_name[c].layers
+        layers = scored if params.get("layers") is None else tuple(int(k) for k in params["layers"] if k in scored)
+        if not layers:
+            if wanted is not None:
+                raise ValueError(f"decoding.layers {list(params['layers'])} are not scored layers of condition "
+                                 f"{c!r} (its layers: {list(scored)})")
+            log.info("decoding: condition %s scores none of decoding.layers %s (its layers: %s): not decoded",
+                     c, list(params["layers"]), list(scored))
+        cells += [(c, int(k)) for k in layers]
+    return tuple(cells)
+
+
+def similarity_pairs(grid: "Grid") -> tuple[list[tuple[str, str, int]], list[tuple[str, str]]]:
+    """(condition, base condition, layer) for every condition with a base model in the grid, at the
+    layers both score, and (condition, reason) for those skipped. The base: a derived or
+    brain-tuned condition's ``source``; a tuned or control condition's ``base_model`` / ``model``
+    resolved to the grid's first ``text`` or ``speech`` condition of that model."""
+    text_of = {}
+    for s in grid.specs:
+        if s.kind in ("text", "speech") and s.params.get("model"):
+            text_of.setdefault(str(s.params["model"]), s.name)
+    pairs, skipped = [], []
+    for s in grid.specs:
+        if s.kind in ("text", "lowlevel", "speech"):
+            continue
+        base = s.params.get("source")
+        if not base:
+            model = s.params.get("base_model") or s.params.get("model")
+            base = text_of.get(str(model)) if model else None
+            if base is None:
+                skipped.append((s.name, f"no text condition of its base model {model!r} in this run"))
+                continue
+        if base not in grid.conditions:
+            skipped.append((s.name, f"its base condition {base!r} is not in this run"))
+            continue
+        common = [k for k in s.layers if k in grid.layers_of(base)]
+        if not common:
+            skipped.append((s.name, f"no layer scored by both it and {base!r}"))
+        pairs += [(s.name, base, k) for k in common]
+    return pairs, skipped
+
+
+def feature_layout(grid: "Grid", condition: str) -> dict:
+    """The condition's own ``response_model`` / ``delays`` overrides of the ``embedding`` parameters
+    (for derived and brain-tuned conditions, those of their source), i.e. how its TR features were
+    delayed; empty when it uses the ``embedding`` parameters."""
+    seen = set()
+    spec = grid.spec(condition)
+    while True:
+        own = {k: spec.params[k] for k in ("response_model", "delays") if spec.params.get(k) is not None}
+        if own or not spec.params.get("source") or spec.params["source"] in seen:
+            return own
+        seen.add(spec.name)
+        spec = grid.spec(spec.params["source"])
 
 
 def condition_specs(params: dict) -> list[ConditionSpec]:

@@ -435,3 +435,50 @@ def probe_table(*data, n_probes: int) -> pd.DataFrame:
 def removal_plot(drops: pd.DataFrame, probes: pd.DataFrame, dataset: str):
     return plots.removal_heatmap(drops, probes, f"{dataset}: drop in mean r when a property is removed "
                                                 "(r_base - r_removed; * q < 0.05)")
+
+
+def decoding_summary_table(scores: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    """``decoding_summary.csv``: mean pairwise accuracy per condition x layer x ROI/network over
+    subjects against the subjects' null (core.decoding.summary)."""
+    from ...core.decoding.summary import decoding_summary
+
+    params = params or {}
+    return decoding_summary(scores, n_perm=int(params.get("n_perm", 10000)), n_boot=int(params.get("n_boot", 10000)),
+                            seed=int(params.get("seed", 0)))
+
+
+def decoding_plot(summary: pd.DataFrame, dataset: str):
+    n = _n_subjects_label(summary)
+    return plots.decoding_bars(summary, title=f"{dataset}: decoding stimulus features from brain targets ({n})")
+
+
+def _n_subjects_label(summary: pd.DataFrame) -> str:
+    return plots._n_label(summary["n_subjects"]) + " subjects"
+
+
+def similarity_node(folds: pd.DataFrame, grids: pd.DataFrame, embedding: dict, params: dict, *features: dict,
+                    keys: list, pairs: list, layouts: dict, skipped: list) -> pd.DataFrame:
+    """``similarity.csv``: RSA and linear CKA of each condition to its base condition per layer
+    (core.similarity.conditions), on the held-out TRs. ``features`` are the TR features of
+    ``keys`` ((condition, layer) pairs), in that order."""
+    from ...core.encoding.folds import folds_from_table
+    from ...core.representations.derived import fold_features, is_per_fold
+    from ...core.similarity.conditions import similarity_table
+
+    stories = grids["story"].tolist()
+    fold_list = folds_from_table(folds)
+    by_key = {}
+    for key, feats in zip(keys, features):
+        n = len(fold_list) if is_per_fold(feats) else 1
+        by_key[tuple(key)] = [np.concatenate(fold_features(feats, f, stories)) for f in range(n)]
+    lay = {c: {"response_model": embedding.get("response_model", "fir"),
+               "delays": tuple(embedding.get("delays", [1, 2, 3, 4])), **v} for c, v in layouts.items()}
+    for c in lay:
+        lay[c]["delays"] = tuple(lay[c]["delays"])
+    params = params or {}
+    table = similarity_table([tuple(p) for p in pairs], by_key, fold_list, lay, [tuple(s) for s in skipped],
+                             max_items_rsa=int(params.get("max_items_rsa", 2000)), seed=int(params.get("seed", 0)))
+    for r in table.itertuples():
+        if r.note:
+            log.info("similarity: %s %s", r.condition, r.note)
+    return table

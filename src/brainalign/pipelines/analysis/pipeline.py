@@ -4,7 +4,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from ..encoding.pipeline import cell_namespace
-from ..grid import Grid, bind, lowlevel_impact_name, removal_probe_cells
+from ..grid import Grid, bind, feature_layout, lowlevel_impact_name, removal_probe_cells, similarity_pairs
 from . import nodes
 
 
@@ -56,6 +56,20 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                  node(bind(bt_nodes.brain_tuning_tables, pairs=[(c, src) for c, src, _ in grid.brain], impact=impact),
                       ["encoding_scores", "brain_tuning_efficiency", "brain_tuning_downstream", "params:group_tests"],
                       ["brain_tuning_gain", "lowlevel_impact", "brain_tuning_plot_report"], name="brain_tuning_report")]
+    if grid.decoding:   # group decoding table and figure
+        maps += [node(nodes.decoding_summary_table, ["decoding_scores", "params:group_tests"], "decoding_summary",
+                      name="decoding_summary"),
+                 node(nodes.decoding_plot, ["decoding_summary", "params:dataset"], "decoding_plot",
+                      name="plot_decoding")]
+    pairs, skipped = similarity_pairs(grid)
+    if pairs or skipped:   # representational similarity of each condition to its base, per layer
+        keys = list(dict.fromkeys([(c, k) for c, _, k in pairs] + [(b, k) for _, b, k in pairs]))
+        conds = {c for c, _ in keys}
+        maps.append(node(bind(nodes.similarity_node, keys=keys, pairs=pairs, skipped=skipped,
+                              layouts={c: feature_layout(grid, c) for c in conds}),
+                         ["folds", "tr_grids", "params:embedding", "params:similarity",
+                          *[f"{c}.{Grid.layer_name(k)}.tr_features" for c, k in keys]], "similarity",
+                         name="representational_similarity"))
     generated = {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal} | set(brain) | set(impact.values())
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
