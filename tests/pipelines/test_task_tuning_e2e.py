@@ -29,6 +29,7 @@ def project(tmp_path_factory):
                             "method_params": {"prefix": {"prefix_length": 4}, "prompt": {"num_virtual_tokens": 4},
                                               "lora": {"r": 4}},
                             "condition": {"layers": [4], "context_words": 5}}
+        p["decoding"] = {"enabled": True, "layers": [4], "null_model": {"n_draws": 9, "min_shift": 15}}
 
     proj = copy_project(tmp_path_factory.mktemp("tt") / "project", "test", update)
     run_kedro(proj, "run", "--env", "test", timeout=900)
@@ -67,6 +68,34 @@ def test_tuned_models_are_conditions_of_the_encoding_study(project):
     for c in tuned:
         assert table.loc[c, "kind"] == "tuned" and table.loc[c, "method"] in ("prefix", "prompt", "lora")
         assert 0 < float(table.loc[c, "trainable_fraction"]) < 0.05
+
+
+def test_tuning_comparison_report(project):
+    """The comparison tables read what the encoding, decoding and similarity tables hold (pandas
+    recomputations); every tuned condition is compared with pretrained in every ROI."""
+    rep = project / "data/08_reporting"
+    scores = pd.read_parquet(project / "data/07_model_output/encoding_scores.parquet")
+    dec = pd.read_parquet(project / "data/07_model_output/decoding_scores.parquet")
+    table = pd.read_csv(rep / "tuning_comparison.csv")
+    rois = set(scores["roi"])
+    assert set(table["method"]) == {"pretrained", "prefix", "prompt", "lora"} and set(table["roi"]) >= rois
+    enc = (scores.groupby(["condition", "layer", "roi", "subject"])["r"].mean()
+           .groupby(["condition", "layer", "roi"]).mean())
+    acc = dec.groupby(["condition", "layer", "roi"])["pairwise_accuracy"].mean()
+    for r in table[table["roi"].isin(rois)].itertuples():
+        assert r.encoding_r == pytest.approx(enc[(r.condition, r.layer, r.roi)], abs=1e-9)
+        assert r.decoding_accuracy == pytest.approx(acc[(r.condition, r.decoding_layer, r.roi)], abs=1e-9)
+    tests = pd.read_csv(rep / "tuning_tests.csv")
+    vs = tests[tests["contrast"].str.endswith("vs pretrained") & (tests["measure"] == "encoding_r")]
+    assert len(vs) == 6 * len(rois)
+    assert tests["p"].isna().all()   # 2 subjects: no group test, said in the note
+    assert tests["note"].str.contains("subject").all()
+    sim = pd.read_csv(rep / "similarity.csv")
+    assert set(sim["condition"]) == {c for c in table["condition"] if c != "pretrained"}
+    assert set(sim["base_condition"]) == {"pretrained"} and sim["cka"].between(0, 1).all()
+    assert (rep / "tuning_comparison.png").stat().st_size > 20_000
+    claims = json.loads((rep / "tuning_claims.json").read_text())
+    assert set(claims["encoding_r_by_method"]) == {"pretrained", "prefix", "prompt", "lora"}
 
 
 def test_mlflow_has_per_epoch_tuning_metrics(project):

@@ -450,6 +450,16 @@ def similarity_pairs(grid: "Grid") -> tuple[list[tuple[str, str, int]], list[tup
     return pairs, skipped
 
 
+def tuning_baseline(grid: "Grid") -> str:
+    """The condition the task-tuned ones are compared with: the grid's first ``text`` condition of
+    ``task_tuning.base_model`` (``pretrained`` when there is none: the report then says it is missing)."""
+    bases = {str(s.params.get("base_model")) for s in grid.specs if s.name in {c for c, _, _ in grid.tuning}}
+    for s in grid.specs:
+        if s.kind == "text" and str(s.params.get("model")) in bases:
+            return s.name
+    return "pretrained"
+
+
 def feature_layout(grid: "Grid", condition: str) -> dict:
     """The condition's own ``response_model`` / ``delays`` overrides of the ``embedding`` parameters
     (for derived and brain-tuned conditions, those of their source), i.e. how its TR features were

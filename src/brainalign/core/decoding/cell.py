@@ -10,11 +10,11 @@ delayed at all (``response_model`` ``hrf`` / ``none``), are decoded from the res
 TR. Items whose stimulus row is all zero (the padded first TRs of each story, TRs without words
 under box resampling) are neither fitted nor scored.
 
-The null (``n_draws`` K > 0) breaks the link by permuting the *stimulus* rows within each story
-(circular shifts by default, as the encoding null permutes the responses): ridge is linear in its
-outputs, so each fold's decomposition of the brain predictors is made once and each draw costs one
-product (:func:`~brainalign.core.decoding.decode.decoding_null`). Each fold keeps the alpha the real
-decoder chose. p = (1 + #{null >= accuracy}) / (K + 1).
+The null (``null_draws``, K draws) breaks the link by permuting the rows of the lagged responses
+within each story (circular shifts by default, as the encoding null permutes the responses), over
+the scored rows only; each fold keeps the alpha the real decoder chose, and when a draw permutes a
+fold's training rows among themselves (folds by story) the fold's decomposition is reused
+(:func:`~brainalign.core.decoding.decode.decoding_null`). p = (1 + #{null >= accuracy}) / (K + 1).
 """
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def decode_cell(Y: np.ndarray, targets: pd.DataFrame, X: np.ndarray, folds: list
             n_items += res.n_items
             f_alpha.append(float(res.fold_alpha[0]))
             if null_draws:
-                null_num += np.asarray(decoding_null(B, Z, [fold], sos[rows], res.fold_alpha, null_draws)) * res.n_pairs
+                null_num += np.asarray(decoding_null(B, Z, [fold], sos[rows], res.fold_alpha, null_draws,
+                                                     drop_zero_rows=False)) * res.n_pairs
         acc = acc_num / n_pairs
         null_acc = null_num / n_pairs if null_draws else None
         out.append({"roi": name, "unit": kind, "n_targets": len(cols), "n_items": n_items, "n_pairs": n_pairs,

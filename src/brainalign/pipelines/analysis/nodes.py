@@ -482,3 +482,47 @@ def similarity_node(folds: pd.DataFrame, grids: pd.DataFrame, embedding: dict, p
         if r.note:
             log.info("similarity: %s %s", r.condition, r.note)
     return table
+
+
+def tuning_comparison(encoding: pd.DataFrame, conditions: pd.DataFrame, params: dict, dataset: str,
+                      decoding: pd.DataFrame | None = None, similarity: pd.DataFrame | None = None, *,
+                      baseline: str = "pretrained"):
+    """The tuning comparison report (core.stats.comparison): method x task x ROI table of encoding r
+    and decoding accuracy, paired across-subject tests with BH q, trainable fraction and similarity
+    to the base model against the scores (Spearman), mean similarity per method, the claims of the
+    published studies as numbers, and the figure."""
+    from ...core.stats import comparison as cmp
+
+    params = params or {}
+    n_perm, seed = int(params.get("n_perm", 10000)), int(params.get("seed", 0))
+    sim = None
+    if similarity is not None and len(similarity):
+        sim = similarity[similarity["note"].fillna("").astype(str) == ""] if "note" in similarity else similarity
+    table = cmp.comparison_table(encoding, decoding, conditions, baseline=baseline)
+    tests = cmp.comparison_tests(encoding, decoding, conditions, baseline=baseline, n_perm=n_perm, seed=seed)
+    trainable = cmp.trainable_vs_score(table)
+    sim_score = cmp.similarity_vs_score(table, sim, baseline=baseline)
+    by_method = cmp.similarity_by_method(sim, conditions, baseline=baseline)
+    correlations = pd.concat([trainable.assign(against="trainable_fraction"),
+                              sim_score.assign(against=lambda d: "similarity_" + d["index"].astype(str))],
+                             ignore_index=True)
+    claims = cmp.summary_claims(table, tests, trainable, by_method)
+    fig = cmp.comparison_figure(table, tests, sim, dataset=dataset)
+    return table, tests, correlations, by_method, _jsonable(claims), fig
+
+
+def _jsonable(x):
+    """Numbers, strings, lists and dicts only (NaN -> None), for a JSON dataset."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, pd.DataFrame):
+        return _jsonable(x.to_dict(orient="records"))
+    if isinstance(x, pd.Series):
+        return _jsonable(x.to_dict())
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

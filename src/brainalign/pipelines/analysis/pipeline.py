@@ -4,7 +4,8 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from ..encoding.pipeline import cell_namespace
-from ..grid import Grid, bind, feature_layout, lowlevel_impact_name, removal_probe_cells, similarity_pairs
+from ..grid import (Grid, bind, feature_layout, lowlevel_impact_name, removal_probe_cells, similarity_pairs,
+                    tuning_baseline)
 from . import nodes
 
 
@@ -70,6 +71,14 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          ["folds", "tr_grids", "params:embedding", "params:similarity",
                           *[f"{c}.{Grid.layer_name(k)}.tr_features" for c, k in keys]], "similarity",
                          name="representational_similarity"))
+    if grid.tuning:   # the tuning comparison study: methods x tasks x ROIs, encoding and decoding
+        maps.append(node(bind(nodes.tuning_comparison, baseline=tuning_baseline(grid)),
+                         {"encoding": "encoding_scores", "conditions": "conditions_table",
+                          "params": "params:group_tests", "dataset": "params:dataset",
+                          **({"decoding": "decoding_scores"} if grid.decoding else {}),
+                          **({"similarity": "similarity"} if pairs or skipped else {})},
+                         ["tuning_comparison", "tuning_tests", "tuning_correlations", "tuning_similarity_by_method",
+                          "tuning_claims", "tuning_comparison_plot"], name="tuning_comparison"))
     generated = {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal} | set(brain) | set(impact.values())
     return Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
