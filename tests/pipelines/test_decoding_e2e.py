@@ -26,7 +26,10 @@ def project(tmp_path_factory) -> Path:
         p["layers"] = [4]
         p["conditions"] = {**p["conditions"], "random_init": {"kind": "control", "control": "random_init",
                                                               "model": "all-MiniLM-L6-v2", "seed": 0,
-                                                              "context_words": 5}}
+                                                              "context_words": 5},
+                           # fitted per outer fold (the fold rule): decoded fold by fold
+                           "residual": {"kind": "derived", "source": "pretrained", "transform": "residual",
+                                        "against": "random_init"}}
         p["decoding"] = {"enabled": True, "layers": [4], "null_model": {"n_draws": 19, "min_shift": 15}}
         p["encoding"] = {**p["encoding"], "bootstrap": {"enabled": False}}
         p["synthetic"] = {**p["synthetic"], "n_subjects": 3}
@@ -44,7 +47,7 @@ def test_decoding_table(project):
     d = pd.read_parquet(project / "data/07_model_output/decoding_scores.parquet")
     targets = pd.read_parquet(project / "data/03_primary/targets/sub-01.parquet")
     rois = list(dict.fromkeys(targets["roi"]))
-    assert set(d["condition"]) == {"pretrained", "random_init"} and set(d["layer"]) == {4}
+    assert set(d["condition"]) == {"pretrained", "random_init", "residual"} and set(d["layer"]) == {4}
     assert set(d["subject"]) == {"sub-01", "sub-02", "sub-03"}
     assert set(d.loc[d["unit"] == "roi", "roi"]) == set(rois)
     for r in d[d["unit"] == "roi"].itertuples():
@@ -81,6 +84,8 @@ def test_group_summary_against_pandas(project):
 
 def test_similarity_against_direct_formulas(project):
     sim = _csv(project, "08_reporting/similarity.csv")
+    assert set(sim["condition"]) == {"random_init", "residual"}
+    assert (sim.loc[sim["condition"] == "residual", "base_condition"] == "pretrained").all()
     row = sim[(sim["condition"] == "random_init") & (sim["layer"] == 4)]
     assert len(row) == 1 and row["base_condition"].iloc[0] == "pretrained"
     grids = pd.read_parquet(next((project / "data").glob("**/tr_grids.parquet")))

@@ -36,7 +36,8 @@ def fit_decoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     stories = grids["story"].tolist()
     fold_list = folds_from_table(folds)
     per_fold = is_per_fold(features)
-    X_by_fold = [m for m in _FoldMatrices(features, stories, len(fold_list))] if per_fold else None
+    by_fold = _FoldMatrices(features, stories, len(fold_list)) if per_fold else None
+    X_by_fold = [by_fold[f] for f in range(len(fold_list))] if per_fold else None
     X = None if per_fold else np.concatenate([np.asarray(features[s]) for s in stories])
     Y = np.concatenate([np.asarray(responses[s]) for s in stories])
     for s, n in zip(stories, grids["n_trs"].to_numpy()):
