@@ -395,13 +395,15 @@ def partition_bands(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str
 
 def decoding_cells(params: dict, specs: list[ConditionSpec]) -> tuple[tuple[str, int], ...]:
     """(condition, layer) of every decoding cell when ``decoding`` is enabled: ``decoding.conditions``
-    (null: every condition) at ``decoding.layers`` (null: each condition's scored layers; a listed
+    (null: every condition of ``decoding.kinds``, null: of any kind) at ``decoding.layers`` (null: each condition's scored layers; a listed
     layer that a condition does not score is an error)."""
     if not params.get("enabled"):
         return ()
     by_name = {s.name: s for s in specs}
     wanted = params.get("conditions")
-    names = list(by_name) if wanted is None else [str(c) for c in wanted]
+    kinds = params.get("kinds")
+    names = ([s.name for s in specs if kinds is None or s.kind in kinds] if wanted is None
+             else [str(c) for c in wanted])
     unknown = [c for c in names if c not in by_name]
     if unknown:
         raise ValueError(f"decoding.conditions names {unknown}, which are not conditions of this run "

@@ -61,16 +61,17 @@ def _pairwise_counts(Z_true, Z_pred, chunk: int = 2048, what: str = "") -> tuple
     zt = _row_standardize(a, "Z_true", what)
     zp = _row_standardize(b, "Z_pred", what)
     diag = np.einsum("ij,ij->i", zp, zt) / d          # C[i, i]
+    # S[i, j] = C[i, i] + C[j, j] - C[i, j] - C[j, i] is symmetric with a zero diagonal: the pairs
+    # i < j are counted from the blocks on and above the diagonal (a diagonal block: its upper triangle)
     score = 0.0
     for i0 in range(0, n, chunk):
         i1 = min(i0 + chunk, n)
         for j0 in range(i0, n, chunk):
             j1 = min(j0 + chunk, n)
-            c_ij = zp[i0:i1] @ zt[j0:j1].T / d        # C[i, j]
-            c_ji = zt[i0:i1] @ zp[j0:j1].T / d        # C[j, i], laid out as [i, j]
-            s = diag[i0:i1, None] + diag[None, j0:j1] - c_ij - c_ji
-            tie = np.abs(s) <= TIE_ATOL
-            val = np.where(tie, 0.5, (s > 0).astype(np.float64))
+            c_ij = zp[i0:i1] @ zt[j0:j1].T
+            c_ji = c_ij.T if i0 == j0 else (zp[j0:j1] @ zt[i0:i1].T).T   # a diagonal block holds both
+            s = (diag[i0:i1, None] + diag[None, j0:j1]) - (c_ij + c_ji) / d
+            val = (s > TIE_ATOL).astype(np.float64) + 0.5 * (np.abs(s) <= TIE_ATOL)
             if i0 == j0:
                 val = np.triu(val, k=1)
             score += float(val.sum())
