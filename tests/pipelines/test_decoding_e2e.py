@@ -30,7 +30,7 @@ def project(tmp_path_factory) -> Path:
                            # fitted per outer fold (the fold rule): decoded fold by fold
                            "residual": {"kind": "derived", "source": "pretrained", "transform": "residual",
                                         "against": "random_init"}}
-        p["decoding"] = {"enabled": True, "layers": [4], "null_model": {"n_draws": 19, "min_shift": 15}}
+        p["decoding"] = {"enabled": True, "kinds": None, "layers": [4], "null_model": {"n_draws": 19, "min_shift": 15}}
         p["encoding"] = {**p["encoding"], "bootstrap": {"enabled": False}}
         p["synthetic"] = {**p["synthetic"], "n_subjects": 3}
 
