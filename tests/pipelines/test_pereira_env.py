@@ -24,6 +24,7 @@ def test_pereira_env_run(tmp_path):
         only_conditions(params, pretrained={"model": "all-MiniLM-L6-v2", "context_words": 64})
         params["encoding"]["alphas"] = {"low": 0.1, "high": 1.0e5, "n": 7}
         params["encoding"]["null_model"] = {"enabled": True, "min_shift": 10}
+        params["decoding"] = {"null_model": {"min_shift": 10, "n_draws": 19}}   # 48 sentences per experiment here
 
     proj = copy_project(tmp_path / "proj", "pereira", small)
     proc = run_kedro(proj, "run", "--env", "pereira", env_vars={"BRAINALIGN_PEREIRA_DIR": str(study)})
