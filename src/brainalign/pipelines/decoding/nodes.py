@@ -9,10 +9,10 @@ import pandas as pd
 from ...core.decoding.cell import DECODING_COLUMNS, decode_cell, scored_rows
 from ...core.decoding.decode import stimulus_from_delayed
 from ...core.encoding.folds import folds_from_table
-from ...core.representations.derived import fold_features, is_per_fold
+from ...core.representations.derived import is_per_fold
 from ...core.stats.group import bh_fdr
 from ...core.stats.nulls import check_reachable_p, null_draws
-from ..encoding.nodes import _FoldMatrices, _subject_seed, ridge_settings
+from ..encoding.nodes import _FoldMatrices, _subject_seed, check_tr_grid, ridge_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,7 @@ def fit_decoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     X_by_fold = [by_fold[f] for f in range(len(fold_list))] if per_fold else None
     X = None if per_fold else np.concatenate([np.asarray(features[s]) for s in stories])
     Y = np.concatenate([np.asarray(responses[s]) for s in stories])
-    for s, n in zip(stories, grids["n_trs"].to_numpy()):
-        n_feat = len(fold_features(features, 0, [s])[0])
-        if n_feat != n or len(responses[s]) != n:
-            raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
-                             f"have {n_feat} and the responses {len(responses[s])}")
+    check_tr_grid(features, responses, grids, subject)
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     named = np.asarray(stories, dtype=object)[story_of_sample]
     context = f"decoding {subject} {condition} layer {layer}: "

@@ -48,11 +48,7 @@ def fit_encoding(responses: dict, targets: pd.DataFrame, features: dict, folds: 
     X_by_fold = _FoldMatrices(features, stories, len(fold_list)) if per_fold else None  # one fold at a time
     X = X_by_fold[0] if per_fold else np.concatenate([np.asarray(features[s]) for s in stories])
     Y = StackedRows([responses[s] for s in stories], stories)  # lazy: read by target batches
-    for s, n in zip(stories, grids["n_trs"].to_numpy()):
-        n_feat = len(fold_features(features, 0, [s])[0])
-        if n_feat != n or len(responses[s]) != n:
-            raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
-                             f"have {n_feat} and the responses {len(responses[s])}")
+    check_tr_grid(features, responses, grids, subject)
     story_of_sample = np.repeat(np.arange(len(stories)), grids["n_trs"].to_numpy())
     kwargs = dict(ridge_settings(params), fold_features=X_by_fold)
     boot = params.get("bootstrap") or {}
@@ -188,6 +184,16 @@ def _add_bootstrap(out: pd.DataFrame, Y, predictions: np.ndarray, folds: list, s
     out["r_ci_low"], out["r_ci_high"] = ci["low"], ci["high"]
     out["roi_ci_low"] = out["roi"].map({g: v[0] for g, v in ci["groups"].items()}).astype(float)
     out["roi_ci_high"] = out["roi"].map({g: v[1] for g, v in ci["groups"].items()}).astype(float)
+
+
+def check_tr_grid(features: dict, responses: dict, grids: pd.DataFrame, subject: str) -> None:
+    """Every story's features and responses have the TR grid's number of rows (error naming the
+    subject and story otherwise)."""
+    for s, n in zip(grids["story"], grids["n_trs"].to_numpy()):
+        n_feat = len(fold_features(features, 0, [s])[0])
+        if n_feat != n or len(responses[s]) != n:
+            raise ValueError(f"subject {subject}, story {s!r}: the TR grid has {n} rows but the features "
+                             f"have {n_feat} and the responses {len(responses[s])}")
 
 
 class _FoldMatrices:
