@@ -28,6 +28,8 @@ from brainalign.hooks import (
     run_name,
     runs_table_url,
     summary_metrics,
+    claim_metrics,
+    decoding_metrics,
 )
 
 
@@ -84,6 +86,27 @@ def test_summary_metrics_best_layer_and_finite_ceilings():
     assert m["isc_loso.IFG"] == pytest.approx(0.2)
     assert m["r_norm.pretrained.best_layer.A1"] == pytest.approx(0.8) and "r_norm.pretrained.best_layer.IFG" not in m
     assert summary_metrics(pd.DataFrame()) == {} and summary_metrics(None) == {}
+
+
+def test_claim_metrics_flatten_every_finite_number():
+    claims = {"encoding_r_by_method": {"full": 0.15, "prefix": 0.16},
+              "method_contrast_q": {"prefix vs full": {"LPTL": 0.005, "LATL": math.nan}},
+              "supported": {"prefix_ge_full": True}, "note": "text is left out"}
+    m = claim_metrics(claims)
+    assert m == {"claims.encoding_r_by_method.full": 0.15, "claims.encoding_r_by_method.prefix": 0.16,
+                 "claims.method_contrast_q.prefix vs full.LPTL": 0.005, "claims.supported.prefix_ge_full": 1.0}
+    assert claim_metrics(None) == {} and claim_metrics([1, 2]) == {}
+
+
+def test_decoding_metrics_one_per_condition_layer_roi():
+    summary = pd.DataFrame({"condition": ["pretrained", "pretrained"], "layer": [4, 4], "roi": ["A1", "WM"],
+                            "unit": ["roi", "roi"], "mean_accuracy": [0.9, 0.49], "mean_null": [0.5, 0.5],
+                            "q": [0.001, math.nan]})
+    m = decoding_metrics(summary)
+    assert m == {"decoding.pretrained.layer_4.A1.accuracy": 0.9, "decoding.pretrained.layer_4.A1.null": 0.5,
+                 "decoding.pretrained.layer_4.A1.q": 0.001, "decoding.pretrained.layer_4.WM.accuracy": 0.49,
+                 "decoding.pretrained.layer_4.WM.null": 0.5}
+    assert decoding_metrics(None) == {} and decoding_metrics(pd.DataFrame()) == {}
 
 
 def _f(*args):

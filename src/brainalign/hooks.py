@@ -197,6 +197,39 @@ def summary_metrics(summary) -> dict[str, float]:
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
+def claim_metrics(claims) -> dict[str, float]:
+    """Metrics from ``tuning_claims`` (core.stats.comparison.summary_claims: nested maps of
+    numbers): every finite numeric leaf as ``claims.<key>.<key>...`` (e.g.
+    ``claims.encoding_r_by_method.prefix``, ``claims.method_contrast_q.prefix vs full.LPTL``; names
+    made MLflow-safe by :func:`mlflow_key` when logged). Booleans become 0/1; text leaves are left
+    out (they stay in the JSON artifact)."""
+    out: dict[str, float] = {}
+    if not isinstance(claims, dict):
+        return out
+    for k, v in flatten(claims, "claims.").items():
+        if isinstance(v, bool):
+            out[k] = float(v)
+        elif isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+def decoding_metrics(summary) -> dict[str, float]:
+    """Metrics from ``decoding_summary`` (condition, layer, roi, mean_accuracy, mean_null, q, ...):
+    ``decoding.<condition>.layer_<k>.<roi>.accuracy`` (mean pairwise accuracy over subjects) and
+    ``.null`` (the mean of the permutation null) and ``.q`` (BH q of accuracy - null)."""
+    out: dict[str, float] = {}
+    if summary is None or not len(summary) or not {"condition", "layer", "roi", "mean_accuracy"} <= set(summary):
+        return out
+    for row in summary.itertuples():
+        key = f"decoding.{row.condition}.layer_{int(row.layer)}.{row.roi}"
+        for column, suffix in (("mean_accuracy", "accuracy"), ("mean_null", "null"), ("q", "q")):
+            v = getattr(row, column, None)
+            if v is not None and math.isfinite(float(v)):
+                out[f"{key}.{suffix}"] = float(v)
+    return out
+
+
 def downstream_stale(nodes: list, ran: set[str], refreshed: set[str]) -> list:
     """Nodes (of ``nodes``, in order) that read, directly or through other such nodes, a dataset
     this run refreshed, but did not run themselves: their outputs are now older than their inputs."""
@@ -300,7 +333,7 @@ class MlflowHook:
     docs/tracking.md), and the stale-output warning after runs that skip downstream nodes."""
 
     #: node outputs whose values the hook keeps for metrics (the rest is only named)
-    METRIC_OUTPUTS = ("tracking_metrics", "roi_summary")
+    METRIC_OUTPUTS = ("tracking_metrics", "roi_summary", "tuning_claims", "decoding_summary")
 
     def __init__(self):
         self._cfg: dict = {}
@@ -485,6 +518,8 @@ class MlflowHook:
         if tracked:
             metrics.update(tracked)
         metrics.update(summary_metrics(value("roi_summary")))
+        metrics.update(claim_metrics(value("tuning_claims")))
+        metrics.update(decoding_metrics(value("decoding_summary")))
         for name in sorted(self._refreshed):
             cell = name[:-len(".scores")]
             if name.endswith(".scores") and cell not in self._cells and dataset_path(catalog, name) is not None:
