@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 #: maps whose keys are names the user chooses (not checked against the base parameters)
-OPEN_MAPS = ("conditions", "study.options", "task_tuning.method_params", "removal.method_params")
+OPEN_MAPS = ("conditions", "study.options", "task_tuning.method_params", "task_tuning.variants", "task_tuning.lr",
+             "removal.method_params")
 
 BACKENDS = ("numpy", "torch", "torch_cuda")
 CV_METHODS = ("auto", "leave_stories_out", "contiguous_blocks", "held_out_stories")

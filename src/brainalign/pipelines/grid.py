@@ -192,16 +192,48 @@ def _registered_pair(params: dict, section: str, a: str, reg_a: dict, b: str, re
     return first, second
 
 
+def tuning_variants(params: dict) -> dict[str, tuple[str, dict]]:
+    """``task_tuning.variants``: variant name -> (registered method, its parameters). A variant is a
+    method with its own parameters, e.g. ``partial-25: {method: partial, fraction: 0.25}``, so one
+    run can tune several proportions of parameters; its parameters replace
+    ``method_params[<method>]``. Names must be new (not a registered method) and path-safe."""
+    from ..core.tasks.methods import METHODS
+
+    out = {}
+    for name, spec in dict(params.get("variants") or {}).items():
+        spec = dict(spec or {})
+        method = spec.pop("method", None)
+        if method not in METHODS:
+            raise ValueError(f"task_tuning.variants.{name}: 'method' must be one of {sorted(METHODS)}, got {method!r}")
+        if name in METHODS or _SAFE.search(str(name)):
+            raise ValueError(f"task_tuning.variants: {name!r} must differ from the registered methods and use only "
+                             "letters, digits, _ and -")
+        out[str(name)] = (str(method), spec)
+    return out
+
+
+def tuning_method(params: dict, name: str) -> tuple[str, dict]:
+    """(registered method, method parameters) of a ``task_tuning.methods`` entry: a method (its
+    ``method_params``) or a variant (:func:`tuning_variants`)."""
+    variants = tuning_variants(params)
+    if name in variants:
+        return variants[name]
+    return name, dict((params.get("method_params") or {}).get(name) or {})
+
+
 def tuning_cells(params: dict) -> tuple[tuple[str, str, str], ...]:
-    """(condition, task, method) for every task x method of ``task_tuning`` when it is enabled;
-    checked against the task and method registries (reads no file)."""
+    """(condition, task, method) for every task x method of ``task_tuning`` when it is enabled,
+    ``method`` a registered method or a variant (``task_tuning.variants``) and the condition
+    ``<base>-<method or variant>-<task>``; checked against the task and method registries (reads no
+    file)."""
     if not params.get("enabled"):
         return ()
     from ..core.tasks.methods import METHODS
     from ..core.tasks.readers import TASKS
     from ..core.tasks.run import condition_name
 
-    tasks, methods = _registered_pair(params, "task_tuning", "tasks", TASKS, "methods", METHODS)
+    known = {**METHODS, **tuning_variants(params)}
+    tasks, methods = _registered_pair(params, "task_tuning", "tasks", TASKS, "methods", known)
     base = params.get("base_model", "all-MiniLM-L6-v2")
     return tuple((condition_name(base, m, t), t, m) for t in tasks for m in methods)
 
@@ -214,8 +246,9 @@ def tuned_conditions(params: dict) -> dict:
     if not tt.get("enabled") or not tt.get("as_conditions", True):
         return {}
     extra = dict(tt.get("condition") or {})
-    return {cond: {"kind": "tuned", "base_model": str(tt.get("base_model", "all-MiniLM-L6-v2")), "method": method,
-                   "task": task, **extra} for cond, task, method in tuning_cells(tt)}
+    return {cond: {"kind": "tuned", "base_model": str(tt.get("base_model", "all-MiniLM-L6-v2")),
+                   "method": tuning_method(tt, method)[0], "task": task, **extra}
+            for cond, task, method in tuning_cells(tt)}
 
 
 def brain_sources(params: dict) -> list[str]:

@@ -33,7 +33,7 @@ def condition_name(base_model: str, method: str, task: str) -> str:
 def tune(task, base_model: str, method: str, *, method_params: dict | None = None, epochs: int = 3,
          batch_size: int = 16, lr: float = 5e-5, max_length: int = 128, patience: int | None = 2,
          warmup_ratio: float = 0.1, weight_decay: float = 0.01, seed: int = 0, device: str = "auto",
-         on_epoch=None, progress: bool = True):
+         on_epoch=None, progress: bool = True, name: str | None = None):
     """Tune ``base_model`` on ``task`` with ``method`` and score it on the task's dev split.
 
     Parameters
@@ -43,6 +43,8 @@ def tune(task, base_model: str, method: str, *, method_params: dict | None = Non
         (:func:`~brainalign.core.representations.text.resolve_model`).
     method : a name of :data:`~brainalign.core.tasks.methods.METHODS`.
     method_params : the method's parameters (``top_layers``, ``prefix_length``, ``r``, ...).
+    name : the name in the condition (``<base>-<name>-<task>``; default ``method``), e.g. a variant
+        ``partial-25`` of ``partial``; the result's ``method`` stays the registered method.
     epochs, batch_size, lr, max_length, patience, warmup_ratio, weight_decay, seed, device,
         on_epoch, progress : the training run (:func:`~brainalign.core.tasks.train.train_task_model`).
 
@@ -82,13 +84,14 @@ def tune(task, base_model: str, method: str, *, method_params: dict | None = Non
         lr=float(lr), weight_decay=float(weight_decay), warmup_ratio=float(warmup_ratio), patience=patience,
         seed=int(seed), device=device, on_epoch=on_epoch, progress=progress, labels=task.labels)
     baseline = majority_baseline(task, "dev")[1] if task.type in ("sentence", "pair", "span") else 0.0
-    condition = condition_name(base_model, method, task.name)
+    condition = condition_name(base_model, name or method, task.name)
     result = {"task": task.name, "method": method, "base_model": str(base_model), "condition": condition,
               **counts, "metric": kind.main_metric, "score": float(best[kind.main_metric]),
               "majority_baseline": float(baseline), "n_train": len(task.splits["train"]),
               "n_dev": len(task.splits["dev"]), "epochs": len(history), "best_epoch": int(best["epoch"]),
               "seconds": round(time.perf_counter() - start, 1)}
-    info = {"base_model": str(base_model), "method": method, "task": task.name, "task_type": task.type,
+    info = {"base_model": str(base_model), "method": method, "variant": name or method, "task": task.name,
+            "task_type": task.type,
             "trainable_fraction": counts["trainable_fraction"], "dev_" + kind.main_metric: result["score"],
             "fitted_on_stories": []}
     log.info("task %s, method %s: dev %s %.4f (majority %.4f) after %d epochs, %.0f s", task.name, method,

@@ -38,7 +38,9 @@ def _mlflow_epoch_logger(prefix: str):
 
 
 def tune_cell(params: dict, *, task: str, method: str):
-    """Tune ``params['base_model']`` on ``task`` with ``method`` (budgets from ``params``).
+    """Tune ``params['base_model']`` on ``task`` with ``method`` (a registered method or a variant of
+    ``task_tuning.variants``; budgets from ``params``; the learning rate of the variant, else of its
+    method).
 
     Returns
     -------
@@ -47,16 +49,18 @@ def tune_cell(params: dict, *, task: str, method: str):
     """
     from ...core.tasks.readers import load_task
     from ...core.tasks.run import condition_name, tune
+    from ..grid import tuning_method
 
     base = params.get("base_model", "all-MiniLM-L6-v2")
+    registered, method_params = tuning_method(params, method)
     data = load_task(task, nlu_root(params), max_examples=params.get("max_examples"), seed=int(params.get("seed", 0)))
     lr = params.get("lr", {})
-    lr = float(lr.get(method, lr.get("default", 5e-5))) if isinstance(lr, dict) else float(lr)
+    lr = (float(lr.get(method, lr.get(registered, lr.get("default", 5e-5)))) if isinstance(lr, dict) else float(lr))
     tuned, result, _ = tune(
-        data, base, method, method_params=(params.get("method_params") or {}).get(method), epochs=int(params.get("epochs", 3)),
+        data, base, registered, method_params=method_params, epochs=int(params.get("epochs", 3)),
         batch_size=int(params.get("batch_size", 16)), lr=lr, max_length=int(params.get("max_length", 128)),
         patience=params.get("patience", 2), seed=int(params.get("seed", 0)), device=params.get("device", "auto"),
-        on_epoch=_mlflow_epoch_logger(f"tuning.{condition_name(base, method, task)}"))
+        on_epoch=_mlflow_epoch_logger(f"tuning.{condition_name(base, method, task)}"), name=method)
     return tuned, result
 
 
