@@ -102,7 +102,8 @@ def _independent_counts(model):
 
 
 @pytest.mark.parametrize("method, params", [
-    ("full", {}), ("partial", {"top_layers": 2}), ("partial", {"fraction": 0.25}), ("prefix", {"prefix_length": 5}),
+    ("full", {}), ("partial", {"top_layers": 2}), ("partial", {"fraction": 0.25}), ("partial", {"layer_fraction": 0.6}),
+    ("prefix", {"prefix_length": 5}),
     ("prompt", {"num_virtual_tokens": 7}), ("lora", {}),
     ("lora", {"r": 2, "target_modules": ["query", "key", "value"]}),
 ])
@@ -121,6 +122,9 @@ def test_parameter_counts_match_closed_forms(method, params):
         expected = base_total
     elif method == "partial" and "top_layers" in params:
         expected = sum(layer_sizes[-params["top_layers"]:]) + head
+    elif method == "partial" and "layer_fraction" in params:   # round(0.6 * 3) = 2 of the 3 layers
+        assert LAYERS == 3
+        expected = sum(layer_sizes[-2:]) + head
     elif method == "partial":
         k = next(i for i in range(1, LAYERS + 1) if sum(layer_sizes[-i:]) >= 0.25 * backbone_total)
         assert model.brainalign_tuning.params["top_layers"] == k
@@ -257,6 +261,8 @@ def test_a_method_that_cannot_serve_a_task_type_names_both(monkeypatch):
     ("prompt", {"num_virtual_tokens": 4, "lenght": 3}, r"unknown parameters \['lenght'\]"),
     ("partial", {}, "give exactly one of top_layers"),
     ("partial", {"top_layers": 1, "fraction": 0.2}, "give exactly one of top_layers"),
+    ("partial", {"fraction": 0.2, "layer_fraction": 0.5}, "give exactly one of top_layers"),
+    ("partial", {"layer_fraction": 1.5}, r"layer_fraction must be in \(0, 1\]"),
     ("partial", {"top_layers": 4}, r"integer in 0..3"),
     ("partial", {"fraction": 0.99}, "cannot be reached by encoder layers"),
     ("lora", {"target_modules": ["q_proj"]}, "tuning method 'lora' cannot be applied to BertModel"),

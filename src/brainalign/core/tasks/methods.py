@@ -20,7 +20,8 @@ Methods
 ``full``     every parameter trains.
 ``partial``  the backbone is frozen except its top ``top_layers`` encoder layers; or, with
              ``fraction``, the smallest top block of layers whose parameter count reaches that
-             proportion of the backbone's parameters. Embeddings (and the pooler) stay frozen; the
+             proportion of the backbone's parameters; or, with ``layer_fraction``, the top
+             ``max(1, round(layer_fraction * n_layers))`` layers (the same share of any depth). Embeddings (and the pooler) stay frozen; the
              head trains. Layers are found at ``encoder.layer`` (BERT, RoBERTa, ELECTRA, XLM-R),
              ``transformer.layer`` (DistilBERT), ``encoder.layers``, ``layers`` or ``h`` (GPT-2); another layout
              is a clear error.
@@ -302,20 +303,27 @@ class Full(TuningMethod):
 
 class Partial(TuningMethod):
     """``partial``: the top ``top_layers`` encoder layers (or the smallest top block holding
-    ``fraction`` of the backbone's parameters) and the head train; the rest of the backbone,
-    embeddings and pooler included, is frozen."""
+    ``fraction`` of the backbone's parameters, or the top ``layer_fraction`` of the layers) and the
+    head train; the rest of the backbone, embeddings and pooler included, is frozen."""
 
     name = "partial"
-    defaults = {"top_layers": None, "fraction": None}
+    defaults = {"top_layers": None, "fraction": None, "layer_fraction": None}
 
     def _prepare(self, model, attr, backbone, state):
         params = state.params
         layers = encoder_layers(backbone)
         n = len(layers)
-        k, fraction = params["top_layers"], params["fraction"]
-        if (k is None) == (fraction is None):
+        k, fraction, layer_fraction = params["top_layers"], params["fraction"], params["layer_fraction"]
+        if sum(v is not None for v in (k, fraction, layer_fraction)) != 1:
             raise TuningError("partial: give exactly one of top_layers (the number of top encoder layers to "
-                              f"train, 0..{n}) and fraction (a proportion of the backbone's parameters, in (0, 1])")
+                              f"train, 0..{n}), fraction (a proportion of the backbone's parameters, in (0, 1]) "
+                              "and layer_fraction (a proportion of the encoder layers, in (0, 1])")
+        if layer_fraction is not None:
+            layer_fraction = float(layer_fraction)
+            if not 0 < layer_fraction <= 1:
+                raise TuningError(f"partial: layer_fraction must be in (0, 1], got {layer_fraction}")
+            k = max(1, int(round(layer_fraction * n)))
+            state.params = {**params, "top_layers": k}
         if k is not None:
             if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
                 raise TuningError(f"partial: top_layers must be an integer in 0..{n} (the backbone has {n} "
