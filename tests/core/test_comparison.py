@@ -433,6 +433,19 @@ def test_figure_builds_with_expected_axes(data, with_dec, with_sim):
     fig.savefig(io.BytesIO(), format="png", dpi=40)             # renders (layout included)
 
 
+def test_figure_leaves_out_empty_roi_panels(data):
+    """A unit scored by one measure only (e.g. a network that is decoded, not encoded) gets a panel
+    for that measure only, never an empty heat map."""
+    table = data["table"].copy()
+    only_dec = table[table["roi"] == ROIS[0]].assign(roi="netonly", encoding_r=np.nan, encoding_sem=np.nan)
+    table = pd.concat([table, only_dec], ignore_index=True)
+    fig = C.comparison_figure(table, data["tests"], None, dataset="toyset")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles.count("ROI netonly") == 1                           # the decoding panel only
+    assert len(fig.axes) == (len(ROIS) + 1) + (len(ROIS) + 2) + 1
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+
+
 # ------------------------------------------------------------------------------------------ errors
 
 def test_bad_input_raises_clear_errors(data):

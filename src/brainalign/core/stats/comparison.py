@@ -744,8 +744,8 @@ def comparison_figure(table: pd.DataFrame, tests: pd.DataFrame, similarity: pd.D
 
     Returns
     -------
-    matplotlib Figure. Axes: for each measure shown, one per ROI plus one colourbar; then one
-    scatter, or two with a similarity table.
+    matplotlib Figure. Axes: for each measure shown, one per ROI with a value for it plus one
+    colourbar; then one scatter, or two with a similarity table.
     """
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -757,13 +757,17 @@ def comparison_figure(table: pd.DataFrame, tests: pd.DataFrame, similarity: pd.D
     tasks = list(dict.fromkeys(tuned["task"]))
     variants = [v for v in _variant_order(table) if v != "pretrained"]
     cols = (["pretrained"] if (table["method"] == "pretrained").any() else []) + variants
-    ncol = max(1, min(3, len(rois)))
-    nline = -(-len(rois) // ncol)
+    # per measure, the ROIs that have a value for it (a network decoded but not encoded gets no
+    # empty encoding panel)
+    rois_of = {m: list(dict.fromkeys(table.loc[table[m].notna(), "roi"])) for m in measures}
+    ncol = max(1, min(3, max([len(r) for r in rois_of.values()] + [1])))
     panel_w = max(2.6, 0.55 * len(cols) + 1.0)
     panel_h = max(1.8, 0.32 * len(tasks) + 1.0)
     have_sim = not _is_empty(similarity)
-    heights = [nline * panel_h + 0.6] * len(measures) + [4.0]
-    fig = Figure(figsize=(ncol * panel_w + 1.8, sum(heights) + 0.8), layout="constrained")
+    heights = [-(-len(rois_of[m]) // ncol) * panel_h + 0.6 for m in measures] + [4.0]
+    # wide enough for the two scatters and their legends below the heat maps
+    width = max(ncol * panel_w + 1.8, 12.0 if have_sim else 7.0)
+    fig = Figure(figsize=(width, sum(heights) + 0.8), layout="constrained")
     subs = np.atleast_1d(fig.subfigures(len(heights), 1, height_ratios=heights))
     rule = str(table["layer_rule"].iloc[0]) if len(table) else ""
     sig = {}
@@ -771,6 +775,8 @@ def comparison_figure(table: pd.DataFrame, tests: pd.DataFrame, similarity: pd.D
         vb = tests[tests["method_b"] == "pretrained"]
         sig = {(r.measure, r.condition_a, r.roi): r.q for r in vb.itertuples()}
     for sub, measure in zip(subs, measures):
+        m_rois = rois_of[measure]
+        nline = -(-len(m_rois) // ncol)
         axes = np.atleast_2d(sub.subplots(nline, ncol, squeeze=False))
         vals = table[measure].to_numpy(float)
         vmin, vmax = float(np.nanmin(vals)), float(np.nanmax(vals))
@@ -778,11 +784,11 @@ def comparison_figure(table: pd.DataFrame, tests: pd.DataFrame, similarity: pd.D
             vmax = vmin + 1e-6
         im, live = None, []
         for k, ax in enumerate(axes.flat):
-            if k >= len(rois):
+            if k >= len(m_rois):
                 ax.remove()
                 continue
             live.append(ax)
-            roi = rois[k]
+            roi = m_rois[k]
             g = table[table["roi"] == roi]
             M = np.full((max(1, len(tasks)), len(cols)), np.nan)
             S = np.zeros_like(M, dtype=bool)
@@ -857,7 +863,10 @@ def comparison_figure(table: pd.DataFrame, tests: pd.DataFrame, similarity: pd.D
             " (mean over layers where the compared layer is missing)"
         scatter(scat[1], cka_of, sc, f"linear CKA to the base model at the compared layer{layer_note}",
                 "encoding r vs similarity to the base model", False)
-    fig.suptitle(f"{dataset}: task-tuned conditions vs pretrained; {rule}", fontsize=11)
+    import textwrap
+
+    fig.suptitle(textwrap.fill(f"{dataset}: task-tuned conditions vs pretrained; {rule}", int(width * 11)),
+                 fontsize=11)
     return fig
 
 
