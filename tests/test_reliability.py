@@ -345,6 +345,11 @@ def test_p21():
     _bad(lambda p: p["encoding"].update(alphas={"low": 1.0, "high": 10.0, "n": 0}), r"n >= 1")
 
 
+@case("P24 unknown brain_tuning.objective", "error")
+def test_p24():
+    _bad(lambda p: p["brain_tuning"].update(objective="ridge"), r"brain_tuning.objective must be heads or ridge_cv")
+
+
 @case("P22 `--params` with an unclosed bracket on the command line", "error")
 def test_p22():
     import click

@@ -92,6 +92,9 @@ def check_values(params: dict) -> None:
     solver = _get(params, "encoding.solver", "himalaya")
     if solver not in SOLVERS:
         raise ParameterError(f"encoding.solver must be one of {SOLVERS}, got {solver!r}")
+    objective = _get(params, "brain_tuning.objective", "heads")
+    if objective not in ("heads", "ridge_cv"):
+        raise ParameterError(f"brain_tuning.objective must be heads or ridge_cv, got {objective!r}")
     extraction = _get(params, "embedding.extraction", "exact")
     if extraction not in ("exact", "strided", "auto"):
         raise ParameterError(f"embedding.extraction must be exact, strided or auto, got {extraction!r}")

@@ -15,7 +15,7 @@ from brainalign.core.brain_tuning.data import (BrainTuningError, SampleIndex, pe
 from brainalign.core.brain_tuning.model import BrainTuner, ridge_head
 from brainalign.core.brain_tuning.run import check_per_fold_rule, from_runs, load_backbone, runs, tune_per_fold
 from brainalign.core.brain_tuning.stimulus import SpeechStimulus, TextStimulus
-from brainalign.core.brain_tuning.train import TuningConfig, brain_tune
+from brainalign.core.brain_tuning.train import TuningConfig, brain_tune, cv_halves, ridge_cv_loss
 
 TR = 2.0
 STORIES = ("s1", "s2", "s3")
@@ -219,6 +219,69 @@ def test_tuning_moves_the_backbone_and_keeps_the_best_epoch(study, word_bert):
     assert summary["best_epoch"] == best["epoch"]
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert (summary["best_epoch"] > 0) == bool(changed)
+
+
+def test_ridge_cv_loss_is_the_held_out_error_of_sklearn_ridge():
+    """The dual-form loss equals the error of sklearn's primal Ridge (intercept fitted) on the other
+    rows, and it is differentiable in the features (torch.autograd.gradcheck in float64)."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    Xa, Xb = rng.standard_normal((30, 50)), rng.standard_normal((20, 50))   # more features than rows
+    Ya, Yb = rng.standard_normal((30, 3)), rng.standard_normal((20, 3))
+    ref = float(((Ridge(alpha=7.0).fit(Xa, Ya).predict(Xb) - Yb) ** 2).mean())
+    got = ridge_cv_loss(*(torch.as_tensor(a) for a in (Xa, Xb, Ya, Yb)), 7.0)
+    assert float(got) == pytest.approx(ref, rel=1e-9)
+    Xa_t = torch.as_tensor(Xa[:8, :6], dtype=torch.float64).requires_grad_(True)
+    Xb_t = torch.as_tensor(Xb[:5, :6], dtype=torch.float64).requires_grad_(True)
+    Ya_t, Yb_t = torch.as_tensor(Ya[:8]), torch.as_tensor(Yb[:5])
+    assert torch.autograd.gradcheck(lambda a, b: ridge_cv_loss(a, b, Ya_t, Yb_t, 2.0), (Xa_t, Xb_t))
+
+
+def test_cv_halves_alternate_runs_or_cut_one(study):
+    from brainalign.core.brain_tuning.data import chunks
+
+    _, _, index = study
+    two = np.flatnonzero(index.story != 0)                       # two stories: one half each
+    ch = chunks(index, two, 8)
+    h = cv_halves(index, ch, two)
+    for c, half in zip(ch, h):
+        assert half == (0 if index.story[c[0]] == 1 else 1)
+    one = np.flatnonzero(index.story == 0)                        # one run: cut in the middle
+    ch = chunks(index, one, 8)
+    h = cv_halves(index, ch, one)
+    assert list(h) == [0] * (len(ch) // 2) + [1] * (len(ch) - len(ch) // 2)
+    with pytest.raises(BrainTuningError, match="at least two chunks"):
+        cv_halves(index, chunks(index, one, 10_000), one)
+
+
+def test_ridge_cv_objective_tunes_only_the_backbone_and_keeps_the_best_epoch(study, word_bert):
+    """The ridge_cv objective trains the backbone (full-batch steps), refits the heads in closed form
+    before every validation, and keeps the epoch with the lowest validation loss."""
+    _, grids, index = study
+    tok, model, stim, resp = _planted(study, word_bert, lag=1, noise=0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train = np.flatnonzero(index.story != 0)
+    fit, val = split_validation(index, train, "stories")
+    cfg = TuningConfig(layer=2, delays=(1, 2), epochs=2, lr_backbone=1e-3, chunk_trs=8, patience=None,
+                       objective="ridge_cv", steps_per_epoch=2, head_alphas=(10.0,))
+    tuner, history, summary = brain_tune(model, stim, resp, {"sub": np.arange(4)}, index, fit, val, cfg)
+    assert [h["epoch"] for h in history] == [0, 1, 2] and all(np.isfinite(h["train_loss"]) for h in history[1:])
+    best = min(history, key=lambda h: h["val_loss"])
+    assert summary["best_epoch"] == best["epoch"]
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert (summary["best_epoch"] > 0) == bool(changed)
+    # the kept heads are the closed-form ridge of the kept backbone's design on the fitted samples
+    with torch.no_grad():
+        X = np.vstack([tuner.design(index.stories[k], index.volume[fit][index.story[fit] == k]).numpy()
+                       for k in sorted(set(index.story[fit]))])
+    Y = np.vstack([resp["sub"][index.stories[k]][index.kept[fit][index.story[fit] == k]]
+                   for k in sorted(set(index.story[fit]))])
+    W, _ = ridge_head(X, (Y - Y.mean(0)) / Y.std(0), 10.0)
+    np.testing.assert_allclose(tuner.heads["sub"].weight.detach().numpy(), W.T, atol=2e-4)
+    with pytest.raises(BrainTuningError, match="objective must be one of"):
+        brain_tune(model, stim, resp, {"sub": np.arange(4)}, index, fit, val,
+                   TuningConfig(layer=2, objective="nope"))
 
 
 # ---------------------------------------------------------------------------- fold rule, per-fold layout

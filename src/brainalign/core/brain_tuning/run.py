@@ -108,7 +108,8 @@ def config_from_params(params: dict, device: str) -> TuningConfig:
         warmup=float(params.get("warmup", 0.1)), chunk_trs=int(params.get("chunk_trs", 32)),
         batch_size=int(params.get("batch_size", 32)), patience=params.get("patience", 2),
         train_top_layers=params.get("train_top_layers"), seed=int(params.get("seed", 0)), device=device,
-        bf16=bool(params.get("bf16", True)), gradient_checkpointing=bool(params.get("gradient_checkpointing", True)))
+        bf16=bool(params.get("bf16", True)), gradient_checkpointing=bool(params.get("gradient_checkpointing", True)),
+        objective=str(params.get("objective", "heads")), steps_per_epoch=int(params.get("steps_per_epoch", 4)))
 
 
 def tune_per_fold(method: str, source: dict, params: dict, *, words: pd.DataFrame | None, grids: pd.DataFrame,

@@ -1,7 +1,20 @@
 """Brain-tuning one backbone on one fold's training samples (:func:`brain_tune`).
 
-Loss: the mean squared error of every tuned subject's standardised responses (z-scored with the
-statistics of the samples fitted), averaged over targets and then over subjects. Heads start at
+Two objectives (``objective``):
+
+``heads`` (the published recipe) — the mean squared error of every tuned subject's standardised
+responses (z-scored with the statistics of the samples fitted) predicted by the linear heads,
+averaged over targets and then over subjects; backbone and heads trained together by chunks of
+``chunk_trs`` volumes.
+
+``ridge_cv`` — the loss is the held-out error of the closed-form ridge readout itself: the fitted
+samples are cut into two halves (by story when they span several runs, else each run in two),
+ridge (each subject's alpha, chosen at epoch 0) is solved on one half in the dual form
+``W = X_a^T (X_a X_a^T + alpha I)^-1 Y_a`` (differentiable in the features) and scored on the other,
+both ways; one full-batch step per epoch step. The backbone is thus trained for what the encoding
+evaluation measures, how well a ridge fitted on some stories predicts others, instead of the
+in-sample fit of heads that can absorb the training noise; the heads are refitted in closed form
+before every validation. Heads start at
 the closed-form ridge solution on the untuned backbone (alpha chosen on the validation samples), so
 epoch 0 is the best linear readout of the untuned model and any later gain is the backbone's.
 AdamW with two learning rates (backbone, heads), linear warm-up over the first ``warmup`` share of
@@ -46,6 +59,8 @@ class TuningConfig:
     device: str = "cpu"
     bf16: bool = True                   # autocast on CUDA
     gradient_checkpointing: bool = True  # on CUDA
+    objective: str = "heads"            # heads | ridge_cv (module docstring)
+    steps_per_epoch: int = 4            # ridge_cv: full-batch steps per epoch
 
 
 def set_trainable(backbone, top_layers: int | None) -> int:
@@ -64,6 +79,51 @@ def set_trainable(backbone, top_layers: int | None) -> int:
             for block in list(blocks)[-int(top_layers):]:
                 block.requires_grad_(True)
     return int(sum(p.numel() for p in backbone.parameters() if p.requires_grad))
+
+
+OBJECTIVES = ("heads", "ridge_cv")
+
+
+def ridge_cv_loss(Xa, Xb, Ya, Yb, alpha: float):
+    """Mean squared error on ``(Xb, Yb)`` of the ridge fitted on ``(Xa, Ya)`` (unpenalised
+    intercept), in the dual form so that it is differentiable in the features.
+
+    Parameters
+    ----------
+    Xa : tensor (n_a, d), Xb : tensor (n_b, d) features; Ya : (n_a, t), Yb : (n_b, t) responses.
+    alpha : the ridge penalty.
+
+    Returns
+    -------
+    scalar tensor: ``mean((Yb - (Xb - mx) W - my)^2)`` with ``W = (Xa - mx)^T (K + alpha I)^-1 (Ya - my)``,
+    ``K = (Xa - mx)(Xa - mx)^T``, ``mx``, ``my`` the means over the rows of ``Xa``, ``Ya``: the
+    prediction of the primal ridge ``(Xc^T Xc + alpha I)^-1 Xc^T Yc`` (the same matrix).
+    """
+    import torch
+
+    mx, my = Xa.mean(0, keepdim=True), Ya.mean(0, keepdim=True)
+    A, B = Xa - mx, Xb - mx
+    K = A @ A.T + float(alpha) * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+    C = torch.linalg.solve(K, Ya - my)
+    pred = (B @ A.T) @ C + my
+    return ((pred - Yb) ** 2).mean()
+
+
+def cv_halves(index: SampleIndex, chunk_list: list[np.ndarray], fit: np.ndarray) -> np.ndarray:
+    """Half (0 or 1) of every chunk for the ``ridge_cv`` objective: whole runs of consecutive fitted
+    samples alternate between the halves when there are several (one story each, as a rule); a single
+    run is cut in the middle (chunk boundaries). Raises BrainTuningError when a half would be empty."""
+    segs = index.segments(fit)
+    first = [int(np.searchsorted(np.asarray([sg[0] for sg in segs]), c[0], side="right") - 1) for c in chunk_list]
+    if len(segs) >= 2:
+        halves = np.asarray([k % 2 for k in first])
+    else:
+        n = len(chunk_list)
+        halves = (np.arange(n) >= n // 2).astype(int)
+    if halves.min() == halves.max():
+        raise BrainTuningError("brain_tuning.objective ridge_cv needs the fitted samples in at least two chunks "
+                               f"(got {len(chunk_list)} chunk(s) of {len(fit)} samples); lower chunk_trs")
+    return halves
 
 
 def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: SampleIndex, fit: np.ndarray,
@@ -92,6 +152,8 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
     """
     import torch
 
+    if config.objective not in OBJECTIVES:
+        raise BrainTuningError(f"brain_tuning.objective must be one of {OBJECTIVES}, got {config.objective!r}")
     torch.manual_seed(int(config.seed))
     rng = np.random.default_rng(int(config.seed))
     device = torch.device(config.device)
@@ -161,7 +223,19 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
             model.heads[s].weight.copy_(torch.as_tensor(W.T, dtype=torch.float32))
             model.heads[s].bias.copy_(torch.as_tensor(b, dtype=torch.float32))
 
+    def refit_heads() -> None:
+        """Closed-form ridge heads on the fitted samples with the current backbone (ridge_cv)."""
+        model.eval()
+        with torch.no_grad(), _autocast(use_cuda and config.bf16):
+            X = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).float().cpu().numpy()
+            for s in columns:
+                W, b = ridge_head(X, Y[s].cpu().numpy()[fit_rows], alphas[s])
+                model.heads[s].weight.copy_(torch.as_tensor(W.T, dtype=torch.float32))
+                model.heads[s].bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+
     def evaluate() -> tuple[float, float]:
+        if config.objective == "ridge_cv":
+            refit_heads()
         model.eval()
         preds = {s: [] for s in columns}
         with torch.no_grad(), _autocast(use_cuda and config.bf16):
@@ -190,8 +264,19 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
     groups = [{"params": list(model.heads.parameters()), "lr": float(config.lr_head)}]
     if params_backbone:
         groups.insert(0, {"params": params_backbone, "lr": float(config.lr_backbone)})
+    ridge_cv = config.objective == "ridge_cv"
+    if ridge_cv:
+        if not params_backbone:
+            raise BrainTuningError("brain_tuning.objective ridge_cv trains the backbone only, but no backbone "
+                                   "parameter is trainable (train_top_layers 0)")
+        groups = [{"params": params_backbone, "lr": float(config.lr_backbone)}]
+        halves = cv_halves(index, fit_chunks, fit)
+        fit_half = np.concatenate([np.full(len(c), h) for c, h in zip(fit_chunks, halves)])
+        half_rows = [torch.as_tensor(np.flatnonzero(fit_half == h), device=device) for h in (0, 1)]
+        fit_rows_t = torch.as_tensor(fit_rows, device=device)
     opt = torch.optim.AdamW(groups, weight_decay=float(config.weight_decay))
-    n_steps = max(1, int(config.epochs) * len(fit_chunks))
+    steps_per_epoch = int(config.steps_per_epoch) if ridge_cv else len(fit_chunks)
+    n_steps = max(1, int(config.epochs) * steps_per_epoch)
     n_warm = int(np.ceil(float(config.warmup) * n_steps))
 
     def schedule(step: int) -> float:
@@ -207,12 +292,22 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         model.train()
         t0 = time.perf_counter()
         losses = []
-        for k in tqdm(rng.permutation(len(fit_chunks)), desc=f"{desc} epoch {epoch}", leave=False):
-            c = fit_chunks[int(k)]
+        for k in tqdm(rng.permutation(steps_per_epoch), desc=f"{desc} epoch {epoch}", leave=False):
             with _autocast(use_cuda and config.bf16):
-                out = model(*target_volumes(c))
-                r = rows(c)
-                loss = sum(((out[s].float() - Y[s][r]) ** 2).mean() for s in columns) / len(columns)
+                if ridge_cv:   # one full-batch step: ridge on each half scored on the other
+                    X = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).float()
+                    loss = 0.0
+                    for s in columns:
+                        Ys = Y[s][fit_rows_t]
+                        a, b = half_rows
+                        loss = loss + 0.5 * (ridge_cv_loss(X[a], X[b], Ys[a], Ys[b], alphas[s])
+                                             + ridge_cv_loss(X[b], X[a], Ys[b], Ys[a], alphas[s]))
+                    loss = loss / len(columns)
+                else:
+                    c = fit_chunks[int(k)]
+                    out = model(*target_volumes(c))
+                    r = rows(c)
+                    loss = sum(((out[s].float() - Y[s][r]) ** 2).mean() for s in columns) / len(columns)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], float(config.clip))
