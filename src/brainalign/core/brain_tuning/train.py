@@ -193,6 +193,20 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
     def target_volumes(c):
         return index.stories[int(index.story[c[0]])], index.volume[c]
 
+    def design_of(chunk_list):
+        """The FIR design of the chunks' volumes, in their order, one backbone pass per run of chunks
+        of one story (each volume's vector computed once, not once per chunk)."""
+        parts, k = [], 0
+        while k < len(chunk_list):
+            story_k = int(index.story[chunk_list[k][0]])
+            j = k
+            while j < len(chunk_list) and int(index.story[chunk_list[j][0]]) == story_k:
+                j += 1
+            vols = np.concatenate([index.volume[c] for c in chunk_list[k:j]])
+            parts.append(model.design(index.stories[story_k], vols))
+            k = j
+        return torch.cat(parts)
+
     # epoch 0: vector statistics and ridge heads on the untuned backbone
     backbone.eval()
     with torch.no_grad():
@@ -205,8 +219,8 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         sd = allv.std(0)
         # a (near-)constant dimension is left unscaled: dividing by ~0 would blow its gradient up to inf
         model.sd.copy_(torch.where(sd > 1e-4 * sd.max(), sd, torch.ones_like(sd)))
-        Xfit = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).cpu().numpy()
-        Xval = torch.cat([model.design(*target_volumes(c)) for c in val_chunks]).cpu().numpy()
+        Xfit = design_of(fit_chunks).cpu().numpy()
+        Xval = design_of(val_chunks).cpu().numpy()
     fit_rows = np.concatenate([np.searchsorted(both, c) for c in fit_chunks])
     val_rows = np.concatenate([np.searchsorted(both, c) for c in val_chunks])
     alphas = {}
@@ -227,7 +241,7 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         """Closed-form ridge heads on the fitted samples with the current backbone (ridge_cv)."""
         model.eval()
         with torch.no_grad(), _autocast(use_cuda and config.bf16):
-            X = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).float().cpu().numpy()
+            X = design_of(fit_chunks).float().cpu().numpy()
             for s in columns:
                 W, b = ridge_head(X, Y[s].cpu().numpy()[fit_rows], alphas[s])
                 model.heads[s].weight.copy_(torch.as_tensor(W.T, dtype=torch.float32))
@@ -239,10 +253,9 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         model.eval()
         preds = {s: [] for s in columns}
         with torch.no_grad(), _autocast(use_cuda and config.bf16):
-            for c in val_chunks:
-                out = model(*target_volumes(c))
-                for s in columns:
-                    preds[s].append(out[s].float())
+            Xv = design_of(val_chunks)
+            for s in columns:
+                preds[s].append(model.heads[s](Xv).float())
         losses, rs = [], []
         for s in columns:
             P = torch.cat(preds[s])
@@ -295,7 +308,7 @@ def brain_tune(backbone, stimulus, responses: dict, columns: dict, index: Sample
         for k in tqdm(rng.permutation(steps_per_epoch), desc=f"{desc} epoch {epoch}", leave=False):
             with _autocast(use_cuda and config.bf16):
                 if ridge_cv:   # one full-batch step: ridge on each half scored on the other
-                    X = torch.cat([model.design(*target_volumes(c)) for c in fit_chunks]).float()
+                    X = design_of(fit_chunks).float()
                     loss = 0.0
                     for s in columns:
                         Ys = Y[s][fit_rows_t]
