@@ -57,15 +57,17 @@ def chinese_vocabulary() -> list[str]:
     return vocab
 
 
-def write_tiny_chinese_bert(folder: str | Path, hidden: int = 64, layers: int = 4, heads: int = 4,
-                            seed: int = 0) -> Path:
-    """Write the tokenizer files and a random ``BertModel`` (safetensors) to ``folder``.
+def write_random_bert(folder: str | Path, vocab: list[str], hidden: int, layers: int, heads: int = 2,
+                      max_positions: int = 512, seed: int = 0) -> Path:
+    """Write ``vocab.txt``, its ``BertTokenizerFast`` (lower case, CJK characters split) and a
+    ``BertModel`` with seeded random weights (safetensors) to ``folder``.
 
     Parameters
     ----------
-    folder : the model directory (created; its parent must be writable).
-    hidden, layers, heads : model size (intermediate size ``2 * hidden``, 512 positions, 2 token
-        types, as BERT).
+    folder : the model directory (created).
+    vocab : the vocabulary, in order (BERT's specials first; a repeated entry counts once).
+    hidden, layers, heads : model size (intermediate size ``2 * hidden``, 2 token types).
+    max_positions : ``max_position_embeddings``.
     seed : ``torch.manual_seed`` before the weights are drawn (same seed, same weights).
 
     Returns
@@ -77,18 +79,25 @@ def write_tiny_chinese_bert(folder: str | Path, hidden: int = 64, layers: int = 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(chinese_vocabulary()) + "\n", encoding="utf-8")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok = BertTokenizerFast.from_pretrained(str(folder))   # reads vocab.txt; lower case, CJK split
-    if len(tok) != len(chinese_vocabulary()):
-        raise RuntimeError(f"tiny-chinese-bert: the tokenizer read {len(tok)} entries of vocab.txt's "
-                           f"{len(chinese_vocabulary())}")
+    if len(tok) != len(dict.fromkeys(vocab)):   # a repeated entry is one token
+        raise RuntimeError(f"{folder}: the tokenizer read {len(tok)} entries of vocab.txt's "
+                           f"{len(dict.fromkeys(vocab))} distinct ones")
     tok.save_pretrained(str(folder))
     config = BertConfig(vocab_size=len(tok), hidden_size=int(hidden), num_hidden_layers=int(layers),
                         num_attention_heads=int(heads), intermediate_size=2 * int(hidden),
-                        max_position_embeddings=512, type_vocab_size=2)
+                        max_position_embeddings=int(max_positions), type_vocab_size=2)
     torch.manual_seed(int(seed))
     BertModel(config).save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def write_tiny_chinese_bert(folder: str | Path, hidden: int = 64, layers: int = 4, heads: int = 4,
+                            seed: int = 0) -> Path:
+    """Write the tiny Chinese BERT (:func:`chinese_vocabulary`, 512 positions) to ``folder``
+    (:func:`write_random_bert`); returns ``folder``."""
+    return write_random_bert(folder, chinese_vocabulary(), hidden, layers, heads, 512, seed)
 
 
 def tiny_chinese_bert(hidden: int = DEFAULT_SIZE["hidden"], layers: int = DEFAULT_SIZE["layers"],
