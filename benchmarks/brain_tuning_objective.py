@@ -13,7 +13,8 @@ planted ROIs (all but WM).
 import glob, sys, time, json, copy
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from brainalign.core.brain_tuning.data import SampleIndex, split_validation, select_targets
+from brainalign.core.brain_tuning.data import SampleIndex, select_targets, split_validation, training_matrix
+from brainalign.core.encoding.metrics import pearson_r
 from brainalign.core.brain_tuning.run import load_backbone
 from brainalign.core.brain_tuning.stimulus import STIMULI
 from brainalign.core.brain_tuning.train import TuningConfig, brain_tune
@@ -63,10 +64,7 @@ def design(bb, samples):
         return torch.cat([m.design(st, v) for st, v in story_rows(samples)]).numpy()
 
 def Ymat(s, samples):
-    out = []
-    for c in index.segments(samples):
-        out.append(resp[s][index.stories[int(index.story[c[0]])]][index.kept[c]])
-    return np.concatenate(out)
+    return training_matrix(resp[s], index, samples, np.arange(len(targ[s])))
 
 from himalaya.ridge import RidgeCV
 from sklearn.model_selection import KFold
@@ -80,9 +78,7 @@ for name, bb in (("untuned", untuned), ("tuned", backbone)):
         ym, ys = Ytr.mean(0), Ytr.std(0) + 1e-8
         m = RidgeCV(alphas=np.logspace(0, 6, 13), cv=KFold(4), solver_params={"warn": False})
         m.fit(Xtr, (Ytr - ym) / ys)
-        P = m.predict(Xte)
-        Z = (Yte - ym) / ys
-        r = ((P - P.mean(0)) * (Z - Z.mean(0))).sum(0) / (np.sqrt(((P - P.mean(0)) ** 2).sum(0) * ((Z - Z.mean(0)) ** 2).sum(0)) + 1e-12)
+        r = pearson_r(m.predict(Xte), (Yte - ym) / ys)
         t = targ[s]
         for roi in ["pSTS", "aTL", "AG", "IFG", "A1", "NONLIN", "PROP", "WM"]:
             res[(name, s, roi)] = float(np.nanmean(r[(t.roi == roi).to_numpy()]))
