@@ -132,7 +132,8 @@ def speech_project(tmp_path_factory, shared_data) -> Path:
         p["brain_tuning"] = {"enabled": True, "source": list(FAMILIES), "methods": ["brain"], "epochs": 1,
                              "train_top_layers": None, "lr": {"backbone": 1e-3, "head": 1e-3},
                              "condition": {"layers": [2]}, "targets": {"rois": None},
-                             "data_efficiency": {"fractions": [0.5, 1.0], "layer": 2}}
+                             "data_efficiency": {"fractions": [0.5, 1.0], "layer": 2},
+                             "downstream": {"tasks": ["sst2"], "layer": 2, "max_examples": 15, "n_folds": 3}}
 
     dest = copy_project(root / "project", env="test", update=update)
     run_kedro(dest, "run", "--env", "test", timeout=900,
@@ -155,5 +156,7 @@ def test_each_speech_family_brain_tunes_with_the_evaluations(speech_project):
     assert set(imp["condition"]) == {*FAMILIES, *brain}                                              # (b)
     eff = _csv(p, "brain_tuning_efficiency.csv")
     assert set(eff["condition"]) == {*FAMILIES, *brain} and set(eff["subject"]) == {"sub-03"}
-    ds = pd.read_csv(p / "data/08_reporting/brain_tuning_downstream.csv")                           # (c)
-    assert ds.empty        # speech backbones: no text input, the table says so by being empty
+    ds = _csv(p, "brain_tuning_downstream.csv")                                                     # (c)
+    assert set(ds["condition"]) == {*FAMILIES, *brain} and (ds["modality"] == "speech").all()   # read aloud
+    assert ds.set_index("condition")["n_models"].to_dict() == {**{f: 1 for f in FAMILIES}, **{b: 2 for b in brain}}
+    assert (ds["n_examples"] == 30).all() and ds["accuracy"].between(0, 1).all()

@@ -219,28 +219,118 @@ def downstream_probe(X: np.ndarray, labels, n_folds: int = 5, seed: int = 0) -> 
             "majority": float(np.mean(maj)), "n_examples": int(len(y)), "n_folds": int(n_folds)}
 
 
-def downstream_table(condition: str, models: list, tasks: list[str], root, layer: int, max_examples=None,
-                     n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """(c) for one condition: per task (:func:`brainalign.core.tasks.readers.load_task` from
-    ``root``), :func:`downstream_probe` of the :func:`sentence_embeddings` of each of ``models``
-    ((tokenizer, model) pairs: one untuned model, or a brain-tuned model per fold), averaged over
-    the models.
+def spoken_sentences(texts: list[str], voice: str = "en-us", words_per_minute: int = 160,
+                     lead_silence_s: float = 0.5) -> tuple[np.ndarray, int, np.ndarray]:
+    """Read ``texts`` aloud with eSpeak NG (offline; :func:`brainalign.core.synthetic.speech.synthesize_story`)
+    in one synthesis, so each sentence has exact word timings: a sentence that does not end in
+    ``.``, ``!`` or ``?`` gets a full stop on its last token (a pause before the next sentence; the
+    token count is unchanged).
 
     Returns
     -------
-    DataFrame :data:`DOWNSTREAM_COLUMNS` + ``n_models``, one row per task.
+    waveform : float32 (n_samples,), mono.
+    sample_rate : int (eSpeak's, 22050 Hz).
+    spans : int64 (n_texts, 2), each sentence's [first sample, end sample) from its first word's
+        onset to its last word's offset.
+    """
+    from ..synthetic.speech import synthesize_story
+
+    counts, parts = [], []
+    for i, t in enumerate(texts):
+        toks = str(t).split()
+        if not toks:
+            raise ValueError(f"spoken_sentences: text {i} is empty")
+        if toks[-1][-1] not in ".!?":
+            toks[-1] = toks[-1] + "."
+        counts.append(len(toks))
+        parts.append(" ".join(toks))
+    story = synthesize_story(" ".join(parts), voice=voice, words_per_minute=int(words_per_minute),
+                             lead_silence_s=float(lead_silence_s))
+    words = story.words
+    if len(words) != sum(counts):
+        raise RuntimeError(f"spoken_sentences: eSpeak timed {len(words)} tokens, the texts have {sum(counts)}")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    last = np.cumsum(counts) - 1
+    sr = int(story.sample_rate)
+    spans = np.stack([np.round(words["onset"].to_numpy()[first] * sr),
+                      np.round(words["offset"].to_numpy()[last] * sr)], axis=1).astype(np.int64)
+    return story.waveform, sr, spans
+
+
+def utterance_embeddings(feature_extractor, model, family, waveform: np.ndarray, sample_rate: int,
+                         spans: np.ndarray, layer: int) -> np.ndarray:
+    """Mean hidden state at ``layer`` over the frames of each utterance of a speech model, each
+    utterance (``spans``: [start, end) samples of ``waveform`` at ``sample_rate``) read on its own
+    (one forward pass each, no padding; a Whisper input is padded to 30 s by its extractor and only
+    the frames inside the utterance are pooled), float32 (n_utterances, hidden_size).
+
+    Parameters
+    ----------
+    feature_extractor, model, family : :func:`brainalign.core.representations.speech.load_speech_model`
+        and its :data:`~brainalign.core.representations.speech.SPEECH_FAMILIES` entry.
+    waveform : float (n_samples,), mono, at ``sample_rate``.
+    spans : int (n_utterances, 2) in samples of ``sample_rate``.
+    """
+    import torch
+
+    from ..representations.speech import resample_audio
+
+    sr = int(feature_extractor.sampling_rate)
+    x = np.asarray(waveform, np.float32)
+    if int(sample_rate) != sr:
+        x = resample_audio(x, int(sample_rate), sr).astype(np.float32)
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i, (a, b) in enumerate(np.asarray(spans, np.int64)):
+            a, b = int(round(a * sr / int(sample_rate))), int(round(b * sr / int(sample_rate)))
+            seg = x[max(a, 0):min(b, len(x))]
+            if len(seg) < 400:
+                raise ValueError(f"utterance {i} is {len(seg)} samples long, shorter than one frame (400 at {sr} Hz)")
+            last = int(family.last_frame(model, feature_extractor, len(seg)))
+            h = model(**family.inputs(feature_extractor, [seg], sr, device), output_hidden_states=True)
+            out.append(h.hidden_states[int(layer)][0, :last + 1].float().mean(0).cpu().numpy())
+    return np.stack(out).astype(np.float32)
+
+
+def text_embedder(tokenizer, model, layer: int):
+    """``(texts, pairs) -> (n, hidden)`` of a text model (:func:`sentence_embeddings`)."""
+    return lambda texts, pairs: sentence_embeddings(tokenizer, model, texts, layer, pairs=pairs)
+
+
+def speech_embedder(feature_extractor, model, family, layer: int, voice: str = "en-us", words_per_minute: int = 160):
+    """``(texts, pairs) -> (n, hidden)`` of a speech model: each example read aloud by eSpeak NG
+    (:func:`spoken_sentences`; a pair is read as its two texts in a row) and pooled over its frames
+    (:func:`utterance_embeddings`)."""
+    def embed(texts, pairs):
+        items = texts if pairs is None else [f"{a} {b}" for a, b in zip(texts, pairs)]
+        wav, sr, spans = spoken_sentences(items, voice=voice, words_per_minute=words_per_minute)
+        return utterance_embeddings(feature_extractor, model, family, wav, sr, spans, layer)
+    return embed
+
+
+def downstream_table(condition: str, embedders: list, tasks: list[str], root, layer: int, max_examples=None,
+                     n_folds: int = 5, seed: int = 0, modality: str = "text") -> pd.DataFrame:
+    """(c) for one condition: per task (:func:`brainalign.core.tasks.readers.load_task` from
+    ``root``), :func:`downstream_probe` of the embeddings of each of ``embedders`` (``(texts,
+    pairs) -> (n, hidden)``, :func:`text_embedder` or :func:`speech_embedder`: one untuned model,
+    or a brain-tuned model per fold), averaged over the models.
+
+    Returns
+    -------
+    DataFrame :data:`DOWNSTREAM_COLUMNS` + ``n_models`` and ``modality`` (text: the tokens; speech:
+    the examples read aloud), one row per task.
     """
     from ..tasks.readers import load_task
 
     rows = []
     for task in tasks:
         texts, pairs, labels = task_examples(load_task(task, root, max_examples=max_examples, seed=seed))
-        res = [downstream_probe(sentence_embeddings(tok, m, texts, layer, pairs=pairs), labels, n_folds, seed)
-               for tok, m in models]
+        res = [downstream_probe(embed(texts, pairs), labels, n_folds, seed) for embed in embedders]
         rows.append({"condition": condition, "task": task, "layer": int(layer), "n_examples": res[0]["n_examples"],
                      "n_folds": res[0]["n_folds"], "accuracy": float(np.mean([r["accuracy"] for r in res])),
                      "sem": float(np.mean([r["sem"] for r in res])), "majority": res[0]["majority"],
-                     "n_models": len(res)})
-        log.info("downstream %s %s layer %d: accuracy %.3f (majority %.3f, %d model(s))", condition, task, layer,
-                 rows[-1]["accuracy"], rows[-1]["majority"], len(res))
-    return pd.DataFrame(rows, columns=[*DOWNSTREAM_COLUMNS, "n_models"])
+                     "n_models": len(res), "modality": modality})
+        log.info("downstream %s %s layer %d (%s): accuracy %.3f (majority %.3f, %d model(s))", condition, task, layer,
+                 modality, rows[-1]["accuracy"], rows[-1]["majority"], len(res))
+    return pd.DataFrame(rows, columns=[*DOWNSTREAM_COLUMNS, "n_models", "modality"])

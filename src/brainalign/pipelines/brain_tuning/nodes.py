@@ -52,9 +52,10 @@ def history_plot(history: pd.DataFrame):
 def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
     """(c) Linear probes of sentence embeddings (``brain_tuning.downstream``: tasks, layer,
     max_examples, n_folds; core.brain_tuning.evaluate.downstream_table) from ``condition``'s model:
-    the untuned source (no input) or a brain-tuned per-fold directory (every fold's model).
-    Speech backbones: an empty table (no text input)."""
-    from ...core.brain_tuning.evaluate import DOWNSTREAM_COLUMNS, downstream_table
+    the untuned source (no input) or a brain-tuned per-fold directory (every fold's model). A text
+    backbone reads the tokens; a speech backbone hears each example read aloud by eSpeak NG
+    (``downstream.voice``, ``downstream.words_per_minute``; core.brain_tuning.evaluate.speech_embedder)."""
+    from ...core.brain_tuning.evaluate import DOWNSTREAM_COLUMNS, downstream_table, speech_embedder, text_embedder
     from ...core.representations.text import load_model, resolve_model
     from ...core.representations.tuned import load_tuned, read_info
     from ..task_tuning.nodes import nlu_root
@@ -62,16 +63,32 @@ def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
     *model, params = data
     ds = params.get("downstream") or {}
     tasks = list(ds.get("tasks") or [])
-    if not tasks or source_params.get("kind", "text") != "text":
-        return pd.DataFrame(columns=[*DOWNSTREAM_COLUMNS, "n_models"])
-    if model:
-        path = getattr(model[0], "path", model[0])
-        models = [load_tuned(f"{path}/fold_{f}", resolve_model(source_params["model"])) for f in read_info(path)["folds"]]
+    kind = source_params.get("kind", "text")
+    if not tasks:
+        return pd.DataFrame(columns=[*DOWNSTREAM_COLUMNS, "n_models", "modality"])
+    layer = int(ds.get("layer", 6))
+    path = getattr(model[0], "path", model[0]) if model else None
+    dirs = [f"{path}/fold_{f}" for f in read_info(path)["folds"]] if model else [None]
+    if kind == "speech":
+        from ...core.representations.speech import SPEECH_FAMILIES, load_speech_model
+
+        embedders = []
+        for d in dirs:
+            fe, m, fam = load_speech_model(d or resolve_model(source_params["model"]), "cpu",
+                                           source_params.get("family"))
+            n = SPEECH_FAMILIES[fam].n_layers(m)
+            if not 0 <= layer <= n:
+                raise ValueError(f"brain_tuning.downstream.layer {layer}: {condition}'s speech model has layers 0..{n}")
+            embedders.append(speech_embedder(fe, m, SPEECH_FAMILIES[fam], layer, voice=str(ds.get("voice", "en-us")),
+                                             words_per_minute=int(ds.get("words_per_minute", 160))))
+    elif kind == "text":
+        embedders = [text_embedder(*(load_tuned(d, resolve_model(source_params["model"])) if d else
+                                     load_model(resolve_model(source_params["model"]), "cpu")), layer) for d in dirs]
     else:
-        models = [load_model(resolve_model(source_params["model"]), "cpu")]
-    return downstream_table(condition, models, tasks, nlu_root(ds), layer=int(ds.get("layer", 6)),
+        raise ValueError(f"brain_tuning.downstream: {condition} is a {kind!r} condition; probes need text or speech")
+    return downstream_table(condition, embedders, tasks, nlu_root(ds), layer=layer,
                             max_examples=ds.get("max_examples"), n_folds=int(ds.get("n_folds", 5)),
-                            seed=int(params.get("seed", 0)))
+                            seed=int(params.get("seed", 0)), modality=kind)
 
 
 def data_efficiency_cell(responses: dict, targets: pd.DataFrame, folds: pd.DataFrame, grids: pd.DataFrame,
