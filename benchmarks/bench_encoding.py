@@ -124,8 +124,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-memory", action="store_true", help="skip the traced runs (peak memory)")
+    ap.add_argument("--targets", type=int, default=None,
+                    help="override the preset's number of targets (e.g. the lebel preset's TRs and features with "
+                         "fewer voxels: the products scale with the targets, the decompositions do not, so "
+                         "fewer targets weigh the decompositions more)")
     args = ap.parse_args(argv)
-    cfg = PRESETS[args.preset]
+    cfg = dict(PRESETS[args.preset])
+    if args.targets is not None:
+        if args.targets < 1:
+            ap.error("--targets must be >= 1")
+        cfg["targets"] = int(args.targets)
+        cfg["batch"] = min(cfg["batch"], int(args.targets))
     n, p, t = cfg["samples"], cfg["features"], cfg["targets"]
     rng = np.random.default_rng(0)
     lens = [n // cfg["stories"]] * cfg["stories"]
