@@ -55,6 +55,12 @@ def _tiny_chinese_bert() -> str:
     return tiny_chinese_bert()
 
 
+def _tiny_wav2vec2() -> str:
+    from .tiny_speech import tiny_wav2vec2
+
+    return tiny_wav2vec2()
+
+
 #: name -> function returning a local path or hub name. Add a model by adding an entry.
 MODELS: dict[str, Callable[[], str]] = {
     "all-MiniLM-L6-v2": _packaged_minilm,
@@ -62,6 +68,9 @@ MODELS: dict[str, Callable[[], str]] = {
     # random weights, written by the project on first use (core/representations/tiny_zh.py): the
     # offline stand-in for hfl/chinese-roberta-wwm-ext; smoke figures only
     "tiny-chinese-bert": _tiny_chinese_bert,
+    # random weights (core/representations/tiny_speech.py): the offline stand-in for a pretrained
+    # speech model in the speech brain-tuning study; smoke figures only
+    "tiny-wav2vec2": _tiny_wav2vec2,
 }
 
 
