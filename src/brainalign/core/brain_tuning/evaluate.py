@@ -298,13 +298,20 @@ def text_embedder(tokenizer, model, layer: int):
     return lambda texts, pairs: sentence_embeddings(tokenizer, model, texts, layer, pairs=pairs)
 
 
-def speech_embedder(feature_extractor, model, family, layer: int, voice: str = "en-us", words_per_minute: int = 160):
+def speech_embedder(feature_extractor, model, family, layer: int, voice: str = "en-us", words_per_minute: int = 160,
+                    cache: dict | None = None):
     """``(texts, pairs) -> (n, hidden)`` of a speech model: each example read aloud by eSpeak NG
     (:func:`spoken_sentences`; a pair is read as its two texts in a row) and pooled over its frames
-    (:func:`utterance_embeddings`)."""
+    (:func:`utterance_embeddings`). ``cache``: a dict shared by the embedders of one table, so the
+    same examples are synthesised once for every fold's model."""
+    cache = {} if cache is None else cache
+
     def embed(texts, pairs):
         items = texts if pairs is None else [f"{a} {b}" for a, b in zip(texts, pairs)]
-        wav, sr, spans = spoken_sentences(items, voice=voice, words_per_minute=words_per_minute)
+        key = (tuple(items), voice, int(words_per_minute))
+        if key not in cache:
+            cache[key] = spoken_sentences(items, voice=voice, words_per_minute=words_per_minute)
+        wav, sr, spans = cache[key]
         return utterance_embeddings(feature_extractor, model, family, wav, sr, spans, layer)
     return embed
 
