@@ -394,8 +394,10 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
     ax = axes[2]
     if len(efficiency):
         m = efficiency.groupby(["condition", "fraction"], sort=False)["mean_r"].mean().reset_index()
-        for c, g in m.groupby("condition", sort=False):
-            ax.plot(g["fraction"], g["mean_r"], marker="o", label=c)
+        styles = [("-", "o", 7), ("--", "s", 5), (":", "^", 4)]   # identical curves stay visible
+        for j, (c, g) in enumerate(m.groupby("condition", sort=False)):
+            ls, mk, ms = styles[j % len(styles)]
+            ax.plot(g["fraction"], g["mean_r"], ls=ls, marker=mk, ms=ms, label=c)
         subs = ", ".join(sorted(efficiency["subject"].unique()))
         ax.set(xlabel="share of the left-out subject's training data", ylabel="mean r over ROIs",
                title=f"(c) data efficiency ({subs}, layer {int(efficiency['layer'].iloc[0])})")
