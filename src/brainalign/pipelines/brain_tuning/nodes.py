@@ -72,7 +72,7 @@ def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
     if kind == "speech":
         from ...core.representations.speech import SPEECH_FAMILIES, load_speech_model
 
-        embedders, spoken = [], {}
+        embedders = []
         for d in dirs:
             fe, m, fam = load_speech_model(d or resolve_model(source_params["model"]), "cpu",
                                            source_params.get("family"))
@@ -80,7 +80,7 @@ def downstream_cell(*data, condition: str, source_params: dict) -> pd.DataFrame:
             if not 0 <= layer <= n:
                 raise ValueError(f"brain_tuning.downstream.layer {layer}: {condition}'s speech model has layers 0..{n}")
             embedders.append(speech_embedder(fe, m, SPEECH_FAMILIES[fam], layer, voice=str(ds.get("voice", "en-us")),
-                                             words_per_minute=int(ds.get("words_per_minute", 160)), cache=spoken))
+                                             words_per_minute=int(ds.get("words_per_minute", 160))))
     elif kind == "text":
         embedders = [text_embedder(*(load_tuned(d, resolve_model(source_params["model"])) if d else
                                      load_model(resolve_model(source_params["model"]), "cpu")), layer) for d in dirs]
