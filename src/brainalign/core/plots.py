@@ -409,7 +409,7 @@ def brain_tuning_report(gain: pd.DataFrame, impact: pd.DataFrame, efficiency: pd
         labels = [f"{r.condition}\n{r.task}" for r in downstream.itertuples()]
         x = np.arange(len(downstream))
         ax.bar(x, downstream["accuracy"], yerr=downstream["sem"], capsize=2)
-        ax.scatter(x, downstream["majority"], marker="_", s=400, color="k", label="majority class")
+        ax.scatter(x, downstream["majority"], marker="_", s=400, color="k", label="majority class", zorder=3)
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
         ax.set(ylabel="probe accuracy (5-fold CV)",
                title=f"(d) downstream probes, layer {int(downstream['layer'].iloc[0])}\n(error bar: SEM over folds)")
