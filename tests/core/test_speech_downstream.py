@@ -83,3 +83,20 @@ def test_a_probe_hears_a_planted_spoken_difference(tmp_path):
     X = embed(texts, None)
     res = downstream_probe(X, np.repeat([0, 1], 10), n_folds=5)
     assert res["majority"] <= 0.5 and res["accuracy"] >= 0.9
+
+
+def test_registered_tiny_wav2vec2_is_the_seeded_writer_built_once(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    from brainalign.core.representations.text import resolve_model
+    from brainalign.core.representations.tiny_speech import save_tiny_speech_model
+
+    monkeypatch.setenv("BRAINALIGN_MODEL_DIR", str(tmp_path / "models"))
+    path = resolve_model("tiny-wav2vec2")
+    mtime = (tmp_path / "models" / "tiny-wav2vec2-h32-l2-s0" / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model("tiny-wav2vec2") == path                     # the second call reads the same folder
+    assert (tmp_path / "models" / "tiny-wav2vec2-h32-l2-s0" / "model.safetensors").stat().st_mtime_ns == mtime
+    ref = load_file(str(save_tiny_speech_model(tmp_path / "ref", "wav2vec2") / "model.safetensors"))
+    got = load_file(f"{path}/model.safetensors")
+    assert ref.keys() == got.keys() and all((ref[k] == got[k]).all() for k in ref)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["tiny-wav2vec2-h32-l2-s0"]   # no temporary left
