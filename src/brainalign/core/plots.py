@@ -266,11 +266,16 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
     columns: layer; the pooled group rows of ``removal_drop``, ``test = block_swap_fixed``, when
     there are any, else the mean over subjects), starred where their q < 0.05; and a last panel
     with each property's probe accuracy above the majority baseline by layer (original features,
-    solid; removed, dashed)."""
+    solid; removed, dashed). With group rows of both tests, ``*`` marks q < 0.05 of the pooled
+    block-swap test (fixed effect over subjects) and ``†`` q < 0.05 of the sign flip across
+    subjects (random effect)."""
+    keys = ["property", "method", "layer", "roi"]
     pooled = drops["test"] == "block_swap_fixed"
     d = drops[pooled] if pooled.any() else drops
-    d = d.groupby(["property", "method", "layer", "roi"], sort=False).agg(drop=("drop", "mean"), q=("q", "min"))
-    d = d.reset_index()
+    d = d.groupby(keys, sort=False).agg(drop=("drop", "mean"), q=("q", "min")).reset_index()
+    flip = drops[drops["test"] == "sign_flip"] if pooled.any() else drops.iloc[:0]
+    q_flip = flip.groupby(keys)["q"].min() if len(flip) else pd.Series(dtype=float)
+    d["q_flip"] = [q_flip.get(k, np.nan) for k in zip(*(d[c] for c in keys))]
     rois = list(dict.fromkeys(d["roi"].tolist()))
     n = len(rois) + 1
     ncol = min(4, n)
@@ -287,14 +292,16 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
         layers = sorted(g["layer"].unique())
         M = np.full((len(rows), len(layers)), np.nan)
         Q = np.full_like(M, np.nan)
+        QF = np.full_like(M, np.nan)
         for r in g.itertuples():
             i, j = rows.index((r.property, r.method)), layers.index(r.layer)
-            M[i, j], Q[i, j] = r.drop, r.q
+            M[i, j], Q[i, j], QF[i, j] = r.drop, r.q, r.q_flip
         im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
         for i in range(M.shape[0]):
             for j in range(M.shape[1]):
                 if np.isfinite(M[i, j]):
-                    star = "*" if np.isfinite(Q[i, j]) and Q[i, j] < 0.05 else ""
+                    star = ("*" if np.isfinite(Q[i, j]) and Q[i, j] < 0.05 else "") + \
+                        ("\u2020" if np.isfinite(QF[i, j]) and QF[i, j] < 0.05 else "")
                     ax.text(j, i, f"{M[i, j]:+.3f}{star}", ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(layers)), [str(k) for k in layers])
         ax.set_yticks(range(len(rows)), [f"{p} ({m})" for p, m in rows] if k % ncol == 0 else [], fontsize=7)
@@ -307,7 +314,7 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
             ax.plot(g["layer"], g["above_baseline"], marker="o", ls="-" if feat == "original" else "--",
                     label=f"{prop} ({feat})")
         ax.axhline(0, color="k", lw=0.8)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)   # below the panel, off the data
     ax.set_xlabel("layer")
     ax.set_ylabel("probe accuracy - majority")
     ax.set_title("linear probes (held-out words)", fontsize=9)
