@@ -13,7 +13,6 @@ share of their training data the ridge sees (:func:`data_efficiency`).
 from __future__ import annotations
 
 import functools
-
 import logging
 
 import numpy as np
