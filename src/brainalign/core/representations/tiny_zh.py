@@ -24,10 +24,7 @@ never read.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import string
-import tempfile
 from pathlib import Path
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -100,30 +97,10 @@ def write_tiny_chinese_bert(folder: str | Path, hidden: int = 64, layers: int = 
     return write_random_bert(folder, chinese_vocabulary(), hidden, layers, heads, 512, seed)
 
 
-def build_once(folder_name: str, write) -> str:
-    """Path of ``$BRAINALIGN_MODEL_DIR/<folder_name>`` (default root ``~/.cache/brainalign/models``),
-    written by ``write(tmp_folder)`` on first use into a temporary folder that is renamed into place
-    when complete, so an interrupted build is never read and concurrent builders keep one copy."""
-    root = Path(os.environ.get("BRAINALIGN_MODEL_DIR") or Path.home() / ".cache" / "brainalign" / "models")
-    target = root / folder_name
-    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
-        return str(target)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}-", dir=root))
-    try:
-        write(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:   # another process finished first: keep its copy
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
-
-
 def tiny_chinese_bert(hidden: int = DEFAULT_SIZE["hidden"], layers: int = DEFAULT_SIZE["layers"],
                       heads: int = DEFAULT_SIZE["heads"], seed: int = 0) -> str:
     """Path of the model folder, built on first use (the ``tiny-chinese-bert`` registry entry)."""
+    from .text import build_once
+
     return build_once(f"tiny-chinese-bert-h{hidden}-l{layers}-a{heads}-s{seed}",
                       lambda tmp: write_tiny_chinese_bert(tmp, hidden, layers, heads, seed))
