@@ -195,6 +195,61 @@ def test_feature_cache_round_trip(tmp_path):
     F.FeatureCache(None).put(key, feats)  # no-op, no error
 
 
+def _mapped(a) -> bool:
+    """True when ``a`` is, or is a view of, a memory map (no anonymous memory of its own)."""
+    import mmap
+
+    while a is not None:
+        if isinstance(a, (np.memmap, mmap.mmap)):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
+def test_feature_cache_fetch_holds_one_story_in_memory(tmp_path):
+    """Issue 14 (no hidden copies): an extraction loop over stories keeps what fetch returns, and
+    fetch returns the written entry as memory maps, so the numpy memory traced at the peak is about
+    one story's layers, far below every layer of every story (tracemalloc sees numpy buffers)."""
+    import tracemalloc
+
+    cache = F.FeatureCache(tmp_path / "cache")
+    n_stories, layers, shape = 8, [0, 2, 4], (3000, 64)
+    story_bytes = len(layers) * shape[0] * shape[1] * 4
+    kept = {}
+    tracemalloc.start()
+    try:
+        for i in range(n_stories):
+            key = F.feature_key("m", 20, f"story{i}", [f"w{i}"])
+            kept[i] = cache.fetch(key, layers, lambda i=i: {
+                layer: np.full(shape, i * 10 + layer, dtype=np.float32) for layer in layers})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * story_bytes < n_stories * story_bytes / 3
+    for i, feats in kept.items():
+        for layer in layers:
+            assert _mapped(feats[layer])
+            assert feats[layer].shape == shape and float(feats[layer][5, 7]) == i * 10 + layer
+    assert F.FeatureCache(None).fetch("k", [0], lambda: {0: np.ones(3)})[0].tolist() == [1, 1, 1]  # no folder
+
+
+def test_text_kind_returns_mapped_features(minilm, tmp_path):
+    """What the extraction node returns for a word-level kind is read back from the cache by mmap."""
+    import pandas as pd
+
+    from brainalign.core.representations import get_kind
+
+    words = pd.DataFrame({"story": ["a"] * 6 + ["b"] * 5, "word_index": [*range(6), *range(5)],
+                          "word": TEXT[:6] + TEXT[:5], "sentence_id": 0})
+    out = get_kind("text").extract("pre", {"model": "all-MiniLM-L6-v2", "context_words": 3},
+                                   {"cache_dir": str(tmp_path / "cache"), "device": "cpu"}, [1, 3], words=words)
+    tok, model = minilm
+    direct = F.extract_word_features(TEXT[:6], tok, model, [1, 3], context_words=3)
+    for layer in (1, 3):
+        assert all(_mapped(out[layer][s]) for s in ("a", "b"))
+        np.testing.assert_allclose(out[layer]["a"], direct[layer], atol=1e-5)
+
+
 def test_feature_key_changes_with_words_context_model_story():
     words = ["the", "keeper", "watched"]
     key = F.feature_key("m", 20, "s", words)

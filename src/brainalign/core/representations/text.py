@@ -592,11 +592,21 @@ class FeatureCache:
 
     def fetch(self, key: str, layers: list[int], compute: Callable[[], dict[int, np.ndarray]],
               what: str = "features") -> dict[int, np.ndarray]:
-        """The cached features of ``key``, or ``compute()``'s, stored for next time."""
+        """The cached features of ``key``, or ``compute()``'s, stored for next time.
+
+        With a cache folder the result is always read back as memory maps, also right after
+        ``compute()``: the caller (an extraction looping over stories) then holds one story's
+        computed layers in memory at a time, never every layer of every story."""
         feats = self.get(key, layers)
         if feats is None:
             feats = compute()
             self.put(key, feats)
+            if self.root is not None:
+                written = self.get(key, layers)
+                if written is None:
+                    raise OSError(f"{what}: the feature cache entry {self.root / key} cannot be read back "
+                                  "after writing it (is the disk full?)")
+                feats = written
         else:
             log.info("%s from the cache (%s)", what, key)
         return feats
