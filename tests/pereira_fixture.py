@@ -140,7 +140,6 @@ def write_file(path: Path, story: str, subject: str, seed: int = 0, examples_key
                meta: dict | None = None, sentences: list[str] | None = None, data: np.ndarray | None = None) -> Path:
     s, passage, topics = make_sentences(story, seed)
     sentences = s if sentences is None else sentences
-    n_passages = N_PASSAGES[story]
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {
         examples_key: responses(story, subject, seed) if data is None else data,

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from kedro.io import DatasetError
 
 from brainalign.core.timing.stimuli import (StimulusError, build_words_table, check_words_fit_grid,

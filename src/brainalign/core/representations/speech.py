@@ -519,7 +519,7 @@ class SpeechKind(RepresentationKind):
         import hashlib
 
         from ..timing.stimuli import tr_times
-        from .text import FeatureCache, model_fingerprint, resolve_device, resolve_model
+        from .text import FeatureCache, model_fingerprint, resolve_device
 
         rate = int(embedding.get("audio_sample_rate", 16000))
         device = resolve_device(embedding.get("device", "auto"))
