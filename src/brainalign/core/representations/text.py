@@ -605,7 +605,8 @@ class FeatureCache:
                 written = self.get(key, layers)
                 if written is None:
                     raise OSError(f"{what}: the feature cache entry {self.root / key} cannot be read back "
-                                  "after writing it (is the disk full?)")
+                                  "after writing it (a full disk, or layers of different lengths: see the "
+                                  "warning above)")
                 feats = written
         else:
             log.info("%s from the cache (%s)", what, key)
