@@ -274,8 +274,7 @@ def removal_heatmap(drops: pd.DataFrame, probes: pd.DataFrame, title: str = "") 
     d = drops[pooled] if pooled.any() else drops
     d = d.groupby(keys, sort=False).agg(drop=("drop", "mean"), q=("q", "min")).reset_index()
     flip = drops[drops["test"] == "sign_flip"] if pooled.any() else drops.iloc[:0]
-    q_flip = flip.groupby(keys)["q"].min() if len(flip) else pd.Series(dtype=float)
-    d["q_flip"] = [q_flip.get(k, np.nan) for k in zip(*(d[c] for c in keys))]
+    d = d.merge(flip.groupby(keys)["q"].min().rename("q_flip").reset_index(), on=keys, how="left")
     rois = list(dict.fromkeys(d["roi"].tolist()))
     n = len(rois) + 1
     ncol = min(4, n)

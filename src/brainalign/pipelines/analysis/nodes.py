@@ -434,7 +434,8 @@ def probe_table(*data, n_probes: int) -> pd.DataFrame:
 
 def removal_plot(drops: pd.DataFrame, probes: pd.DataFrame, dataset: str):
     return plots.removal_heatmap(drops, probes, f"{dataset}: drop in mean r when a property is removed "
-                                                "(r_base - r_removed; * q < 0.05 pooled block-swap test, \u2020 q < 0.05 sign flip across subjects)")
+                                                "(r_base - r_removed; * q < 0.05 pooled block-swap test, "
+                                                "\u2020 q < 0.05 sign flip across subjects)")
 
 
 def decoding_summary_table(scores: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
