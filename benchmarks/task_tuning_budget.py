@@ -38,16 +38,24 @@ def main() -> None:
     ap.add_argument("--model", default="all-MiniLM-L6-v2")
     ap.add_argument("--nlu-root", default=os.environ.get("BRAINALIGN_NLU_DIR", "../shared/data/nlu"))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--lr", nargs="*", default=[], metavar="METHOD=LR",
+                    help="peak learning rates replacing the defaults above, e.g. full=1e-4 lora=2e-3")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    lrs = dict(LR)
+    for item in args.lr:
+        method, _, value = item.partition("=")
+        if method not in LR or not value:
+            raise SystemExit(f"--lr {item!r}: expected METHOD=LR with METHOD one of {sorted(LR)}")
+        lrs[method] = float(value)
     rows = []
     for task in args.tasks:
         cap = {"train": args.train} if args.dev is None else {"train": args.train, "dev": args.dev}
         data = load_task(task, args.nlu_root, max_examples=cap, seed=0)
         for method in args.methods:
             _, result, _ = tune(data, args.model, method, method_params=METHOD_PARAMS.get(method), epochs=args.epochs,
-                                batch_size=args.batch_size, lr=LR[method], max_length=args.max_length,
+                                batch_size=args.batch_size, lr=lrs[method], max_length=args.max_length,
                                 device=args.device, progress=False)
             rows.append(result)
             print(pd.DataFrame([result])[RESULT_COLUMNS].to_string(index=False), flush=True)

@@ -146,7 +146,7 @@ def test_tiny_run_logs_cells_and_no_noise(tmp_path):
     proc = run_kedro(project, "run", "--env", "test", env_vars={"PYTHONWARNINGS": "default"})
     log = proc.stdout + proc.stderr
 
-    completed = set(re.findall(r"Completed node: (\S+)\.(\S+)\.layer_(\d+)\.fit_encoding", log))
+    completed = set(re.findall(r"Completed node: grid\.(\S+)\.(\S+)\.layer_(\d+)\.fit_encoding", log))
     assert completed, log[-3000:]
     found = [m.groups() for m in CELL_LINE.finditer(log)]
     assert {(s, c, k) for _, _, s, c, k, *_ in found} == completed

@@ -54,12 +54,14 @@ class Cell:
 def cell_of(node) -> Cell | None:
     """The grid cell a Kedro node computes, or None for any other node. Subject, condition and
     layer are the keywords bound to the node's function (pipelines.grid.bind), else they are read
-    from its namespace ``<subject>.<condition>.layer_<k>`` (``<subject>.partition``)."""
+    from its namespace ``[grid.]<subject>.<condition>.layer_<k>`` (``[grid.]<subject>.partition``)."""
     short = str(node.name).rsplit(".", 1)[-1]
     if short not in CELL_NODES:
         return None
     kw = getattr(getattr(node, "func", None), "keywords", None) or {}
     parts = str(getattr(node, "namespace", None) or "").split(".")
+    if parts[0] == "grid":   # the registered pipelines put every cell under the top-level namespace grid
+        parts = parts[1:]
     if short == "fit_partition":
         subject = kw.get("subject") or ".".join(parts[:-1]) or "?"
         return Cell(str(subject))

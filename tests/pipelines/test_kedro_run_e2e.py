@@ -69,7 +69,7 @@ def test_only_missing_outputs_resumes_a_deleted_cell(project):
 
 def test_one_namespace_runs_alone(project):
     proc = run_kedro(project, "run", "--env", "test", "--pipeline", "encoding", "--namespaces",
-                  "sub-01.pretrained.layer_0")
+                  "grid.sub-01.pretrained.layer_0")
     log = proc.stdout + proc.stderr
     ran = [line for line in log.splitlines() if "Running node:" in line]
     assert len(ran) == 1 and "sub-01.pretrained.layer_0.scores" in ran[0], ran

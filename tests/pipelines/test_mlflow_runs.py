@@ -18,7 +18,7 @@ from kedro_project import copy_project, run_kedro
 
 pytestmark = pytest.mark.slow
 
-CELL = "sub-01.pretrained.layer_0"
+CELL = "grid.sub-01.pretrained.layer_0"
 REPORT_FILES = {"layer_profile.png", "roi_bars.png", "roi_summary.csv", "summary.md", "conditions.csv"}
 WIDE = {"COLUMNS": "2000"}  # log lines unwrapped, so a message is found in one piece
 
@@ -109,7 +109,8 @@ def test_one_cell_run_records_only_that_cell_and_says_what_is_stale(runs):
     run = runs["cell"]
     assert run.data.tags["partial"] == "true" and run.data.tags["run_kind"] == "partial"
     assert run.data.tags["kedro.nodes_run"] == "1"
-    assert set(run.data.metrics) == {f"cell.{CELL}.mean_r"}  # nothing read back from metrics.json
+    # the metric is named from the cell's datasets (no grid. prefix); nothing read back from metrics.json
+    assert set(run.data.metrics) == {f"cell.{CELL.removeprefix('grid.')}.mean_r"}
     assert runs["cell_artifacts"] == {"kedro"}  # no report file of the earlier full run
     assert "encoding_scores" in run.data.tags["stale_outputs"].split(",")
     log = runs["logs"]["cell"]
