@@ -5,6 +5,9 @@
   Keys ``"<fold>/<story>"`` (features fitted per outer fold, the fold rule) are sub-folders.
 * :class:`StudyDataset` - a raw study directory read by a registered reader (load gives the
   reader); saving a :class:`~brainalign.core.synthetic.study.SimulatedStudy` writes it in real formats.
+* :class:`FigureDataset` - kedro-datasets' ``MatplotlibDataset`` (saves a figure as PNG) whose load
+  gives the saved file (:class:`FigureFile`: path and pixel size), so that the report index can
+  read a figure back.
 """
 from __future__ import annotations
 
@@ -236,3 +239,40 @@ class ModelDirectoryDataset(AbstractDataset[Any, ModelDirectory]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class FigureFile:
+    """A figure saved as PNG: ``path`` (as the catalog gives it), ``width`` and ``height`` in pixels."""
+
+    def __init__(self, path: str, width: int, height: int):
+        self.path, self.width, self.height = str(path), int(width), int(height)
+
+    def __repr__(self) -> str:
+        return f"FigureFile({self.path!r}, {self.width}x{self.height})"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG file from its IHDR chunk; a DatasetError naming the file otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DatasetError(f"{path}: not a PNG file (the figure datasets save PNG; was it written by another tool?)")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _matplotlib_dataset():
+    from kedro_datasets.matplotlib import MatplotlibDataset
+
+    return MatplotlibDataset
+
+
+class FigureDataset(_matplotlib_dataset()):
+    """``matplotlib.MatplotlibDataset`` (same arguments; saves a figure, PNG by the file name) whose
+    load returns a :class:`FigureFile` instead of refusing: the file's path and pixel size."""
+
+    def load(self) -> FigureFile:  # type: ignore[override]
+        path = Path(str(self._describe().get("filepath")))
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such figure file (run the node that draws it first)")
+        width, height = png_size(path)
+        return FigureFile(str(path), width, height)

@@ -527,3 +527,13 @@ def _jsonable(x):
     if isinstance(x, np.integer):
         return int(x)
     return x
+
+
+def report_index(dataset: str, *outputs, names: list[str]) -> str:
+    """``index.md``: every output of the analysis that no other node reads (``names``, in the order of
+    ``outputs``), figures embedded and the head of each table (core.reporting)."""
+    from ...core.reporting import index_markdown
+
+    if len(names) != len(outputs):
+        raise ValueError(f"report_index: {len(outputs)} outputs for {len(names)} names")
+    return index_markdown(dict(zip(names, outputs)), f"brainalign report index: {dataset}")

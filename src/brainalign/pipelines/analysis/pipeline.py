@@ -80,7 +80,7 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
                          ["tuning_comparison", "tuning_tests", "tuning_correlations", "tuning_similarity_by_method",
                           "tuning_claims", "tuning_comparison_plot"], name="tuning_comparison"))
     generated = {c for c, _, _ in grid.tuning} | {c for c, *_ in grid.removal} | set(brain) | set(impact.values())
-    return Pipeline([
+    main = Pipeline([
         node(nodes.collect_scores, cells, "encoding_scores", name="collect_scores"),
         node(nodes.group_tests_table, ["encoding_scores", "params:group_tests"], "group_tests", name="group_tests"),
         node(nodes.subject_intervals_table, "encoding_scores", "subject_intervals", name="subject_intervals"),
@@ -100,5 +100,10 @@ def create_pipeline(grid: Grid | None = None, **kwargs) -> Pipeline:
              "recovery_plot", name="plot_recovery"),
         node(nodes.report, ["roi_summary", "ground_truth_recovery", "exclusions", "encoding_scores",
                             "params:dataset"], ["summary_md", "tracking_metrics"], name="report"),
-    ] + maps, tags="analysis")
+    ] + maps)
+    # the report index reads every output that no other node reads (figures, tables, maps), so it lists
+    # them all and kedro-viz shows one index instead of a row of ~30 report files
+    ends = sorted(main.outputs() - {"summary_md", "tracking_metrics"})
+    index = node(bind(nodes.report_index, names=ends), ["params:dataset", *ends], "report_index", name="report_index")
+    return Pipeline([main, index], tags="analysis")
 
