@@ -23,8 +23,8 @@ def _same_scores(got: pd.DataFrame, ref: pd.DataFrame) -> None:
     m = ref.merge(got, on=keys, suffixes=("", "_got"))
     assert len(m) == len(ref) == len(got)
     # the same alphas and p values; r and r2 to float32 precision: a worker's BLAS runs one thread and
-    # the sequential run two, which sums in another order (1.1e-5 apart on the 2026-12-03 machine, within 1e-6 on earlier ones;
-    # the solver's own tolerance against himalaya is 1e-4)
+    # the sequential run two, which sums in another order (1.1e-5 apart on the 2026-12-03 machine,
+    # within 1e-6 on earlier ones; the solver's own tolerance against himalaya is 1e-4)
     for col in ("alpha", "p"):
         np.testing.assert_array_equal(m[f"{col}_got"], m[col], err_msg=col)
     for col in ("r", "r2"):

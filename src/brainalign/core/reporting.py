@@ -76,8 +76,8 @@ def index_markdown(items: dict[str, Any], title: str, max_rows: int = 8) -> str:
         return f"{n} {what}{'s' * (n != 1)}"
 
     lines = [f"# {title}", "", f"{count(n_fig, 'figure')}, {count(n_tab, 'table')} and "
-             f"{count(len(names) - n_fig - n_tab, 'other output')} of the analysis, by their catalog names (summary.md has the encoding summary; metrics.json what MLflow "
-             "logs).", ""]
+             f"{count(len(names) - n_fig - n_tab, 'other output')} of the analysis, by their catalog names "
+             "(summary.md has the encoding summary; metrics.json what MLflow logs).", ""]
     for k in names:
         lines += describe_item(k, items[k], max_rows)
     return "\n".join(lines).rstrip() + "\n"
