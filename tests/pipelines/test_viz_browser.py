@@ -51,6 +51,6 @@ def test_viz_opens_on_a_readable_graph(tmp_path):
     # the pipeline selector, the collapsed top-level namespaces and the datasets between them are
     # listed, and the graph is drawn (no "chonky pipeline" warning in place of the graph)
     assert "__default__" in dom
-    for name in ("data_prep", "grid", "analysis", "sub-01.responses", "encoding_scores", "roi_bar_plot"):
+    for name in ("data_prep", "grid", "analysis", "sub-01.responses", "encoding_scores", "report_index"):
         assert name in dom, name
     assert "chonky" not in dom
