@@ -39,7 +39,7 @@ def test_index_embeds_figures_and_shows_table_heads(tmp_path):
     plt.close(fig)
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"roi": [f"R{i}" for i in range(20)], "mean_r": rng.normal(size=20)})
-    md = index_markdown({"tests": table, "roi_bar_plot": ds.load(), "claims": {"a": 0.5, "b": "yes"},
+    md = index_markdown({"tests": table, "roi_bar_plot": ds.load(), "claims": {"a": 0.5, "b": "yes", "c": {"d": [0.123456, 2.0]}},
                          "viewer": "<html><body>x</body></html>", "empty": table.iloc[:0]}, "report: x")
     lines = md.splitlines()
     assert lines[0] == "# report: x"
@@ -51,4 +51,4 @@ def test_index_embeds_figures_and_shows_table_heads(tmp_path):
     rows = [ln for ln in lines if ln.startswith("| R")]
     assert len(rows) == 8
     assert rows[3] == f"| R3 | {table['mean_r'][3]:.4g} |"
-    assert "0 rows x 2 columns" in md and "- `a`: 0.5" in md and "- `b`: yes" in md and "HTML page" in md
+    assert "0 rows x 2 columns" in md and "- `a`: 0.5" in md and "- `b`: yes" in md and "- `c`: {'d': [0.1235, 2.0]}" in md and "HTML page" in md

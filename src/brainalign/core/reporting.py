@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Any
 
 
+def _short(v: Any) -> Any:
+    """``v`` with every float (also inside dicts and lists) rounded to 4 significant digits."""
+    if isinstance(v, float):
+        return v if math.isnan(v) or math.isinf(v) else float(f"{v:.4g}")
+    if isinstance(v, dict):
+        return {k: _short(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_short(x) for x in v]
+    return v
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
         return f"{v:.4g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return str(_short(v)).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_head(table, max_rows: int = 8, max_cols: int = 12) -> str:
