@@ -83,6 +83,7 @@ def index_markdown(items: dict[str, Any], title: str, max_rows: int = 8) -> str:
     names = sorted(items, key=lambda k: (group(items[k]), k))
     n_fig = sum(group(items[k]) == 0 for k in names)
     n_tab = sum(group(items[k]) == 1 for k in names)
+
     def count(n: int, what: str) -> str:
         return f"{n} {what}{'s' * (n != 1)}"
 
