@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets.matplotlib import MatplotlibDataset
 
 
 def check_safe_key(key: str, where: str = "") -> str:
@@ -260,18 +261,12 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def _matplotlib_dataset():
-    from kedro_datasets.matplotlib import MatplotlibDataset
-
-    return MatplotlibDataset
-
-
-class FigureDataset(_matplotlib_dataset()):
+class FigureDataset(MatplotlibDataset):
     """``matplotlib.MatplotlibDataset`` (same arguments; saves a figure, PNG by the file name) whose
     load returns a :class:`FigureFile` instead of refusing: the file's path and pixel size."""
 
     def load(self) -> FigureFile:  # type: ignore[override]
-        path = Path(str(self._describe().get("filepath")))
+        path = Path(str(self._get_load_path()))
         if not path.is_file():
             raise DatasetError(f"{path}: no such figure file (run the node that draws it first)")
         width, height = png_size(path)
