@@ -8,7 +8,9 @@ scoring, target batches read from a memory map) with the solver asked for. Both 
 same process, one after the other.
 
 Printed (and written with ``--json FILE``): seconds of each, ``ratio_vs_himalaya`` (brainalign /
-himalaya), ``same_alpha_share`` (targets x folds with the same chosen alpha), ``max_abs_dr``
+plain himalaya), ``ratio_vs_himalaya_numpy_lapack`` (brainalign / himalaya with its numpy
+backend's decompositions routed to NumPy's LAPACK, as brainalign runs it: the solver's own gain
+without the thread-pool effect; numpy backend only), ``same_alpha_share`` (targets x folds with the same chosen alpha), ``max_abs_dr``
 (largest |r difference| over targets with the same alphas in every fold), peak traced memory of
 each (tracemalloc: numpy and torch CPU allocations) and ``memory_ratio`` (brainalign's peak over
 the bytes of X and Y), the FLOP count of brainalign's solver (products and decompositions; the
@@ -21,6 +23,7 @@ measured float32 matmul rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -46,13 +49,30 @@ PRESETS = {
 }
 
 
-def himalaya_reference(X, Y, folds, story, alphas, backend, n_targets_batch):
-    """Per fold: best alphas (n_targets,) and r of the held-out predictions."""
+@contextlib.contextmanager
+def _plain_backend(name):
+    """himalaya's backend as a user sets it (``set_backend``): SciPy's LAPACK on numpy."""
+    from himalaya.backend import get_backend, set_backend
+
+    previous = get_backend()
+    try:
+        yield set_backend(name, on_error="raise")
+    finally:
+        set_backend(previous)
+
+
+def himalaya_reference(X, Y, folds, story, alphas, backend, n_targets_batch, plain=True):
+    """Per fold: best alphas (n_targets,) and r of the held-out predictions.
+
+    ``plain``: himalaya as a user calls it (its numpy backend decomposes with SciPy); else inside
+    brainalign's ``himalaya_backend``, which routes the numpy backend's decompositions to NumPy's
+    LAPACK (one OpenBLAS thread pool; core/encoding/ridge.py ``_numpy_lapack``).
+    """
     from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
 
     fold_alpha, fold_r = [], []
-    with himalaya_backend(backend) as bk:
+    with (_plain_backend(backend) if plain else himalaya_backend(backend)) as bk:
         for train, test in folds:
             Xtr, Xte = standardize(X[train], X[test])
             Ytr, Yte = standardize(np.asarray(Y[train]), np.asarray(Y[test]), scale=False)
@@ -127,6 +147,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed runs of each (alternating); the fastest of each is compared (on a shared "
                          "machine the noise is additive: one run's ratio varied by +-0.05 on the kernel preset)")
+    ap.add_argument("--no-second-reference", action="store_true",
+                    help="skip the second reference (himalaya with NumPy's LAPACK, the numpy backend only)")
     ap.add_argument("--targets", type=int, default=None,
                     help="override the preset's number of targets (e.g. the lebel preset's TRs and features with "
                          "fewer voxels: the products scale with the targets, the decompositions do not, so "
@@ -162,6 +184,11 @@ def main(argv=None) -> dict:
         def ref():
             return himalaya_reference(X, Y, folds, story, alphas, args.backend, cfg["batch"])
 
+        def ref_lapack():
+            return himalaya_reference(X, Y, folds, story, alphas, args.backend, cfg["batch"], plain=False)
+        # the second reference (himalaya with NumPy's LAPACK) only differs on the numpy backend
+        second = args.backend == "numpy" and not args.no_second_reference
+
         def ours():
             return cross_validated_encoding(X, Y, folds, story, alphas, backend=args.backend,
                                             target_batch=cfg["batch"], solver=args.solver)
@@ -171,11 +198,15 @@ def main(argv=None) -> dict:
         cross_validated_encoding(X, Y[:, :8], folds, story, alphas, backend=args.backend, solver=args.solver)
         if args.repeat < 1:
             ap.error("--repeat must be >= 1")
-        t_ref = t_ours = float("inf")
+        t_ref = t_ours = t_ref2 = float("inf")
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             ref_alpha, ref_r = ref()
             t_ref = min(t_ref, time.perf_counter() - t0)
+            if second:
+                t0 = time.perf_counter()
+                ref_lapack()
+                t_ref2 = min(t_ref2, time.perf_counter() - t0)
             t0 = time.perf_counter()
             res = ours()
             t_ours = min(t_ours, time.perf_counter() - t0)
@@ -191,6 +222,8 @@ def main(argv=None) -> dict:
            "samples": n, "features": p, "targets": t, "folds": len(folds), "alphas": len(alphas),
            "repeat": args.repeat, "himalaya_s": round(t_ref, 2), "brainalign_s": round(t_ours, 2),
            "ratio_vs_himalaya": round(t_ours / t_ref, 3),
+           "himalaya_numpy_lapack_s": round(t_ref2, 2) if second else None,
+           "ratio_vs_himalaya_numpy_lapack": round(t_ours / t_ref2, 3) if second else None,
            "same_alpha_share": round(float(same.mean()), 5), "max_abs_dr": dr,
            "peak_mb_himalaya": round(mem_ref / 2 ** 20, 1), "peak_mb_brainalign": round(mem_ours / 2 ** 20, 1),
            "data_mb": round(data_bytes / 2 ** 20, 1), "memory_ratio": round(mem_ours / data_bytes, 3),

@@ -465,3 +465,26 @@ def test_torch_scoring_on_the_backend_handles_constant_and_offset_targets():
         np.testing.assert_allclose(getattr(b, key), getattr(a, key), atol=1e-4, err_msg=key)
     np.testing.assert_allclose(b.predictions, a.predictions, rtol=1e-5)
     assert np.isfinite(b.r).all() and np.isfinite(b.r2).all() and np.isfinite(b.r_concat).all()
+
+
+def test_numpy_backend_decomposes_with_numpys_lapack_inside_the_block_only():
+    """Inside ``himalaya_backend('numpy')`` himalaya's numpy backend uses NumPy's eigh / svd (one
+    OpenBLAS thread pool with the products); outside, SciPy's again, also after nesting."""
+    import scipy.linalg
+    import himalaya.backend.numpy as hb
+    from brainalign.core.encoding.ridge import himalaya_backend
+
+    before = (hb.eigh, hb.linalg)
+    M = np.random.default_rng(0).standard_normal((30, 20))
+    G = M @ M.T
+    with himalaya_backend("numpy") as bk:
+        assert bk.eigh is np.linalg.eigh and bk.linalg is np.linalg
+        with himalaya_backend("numpy"):
+            pass
+        assert bk.eigh is np.linalg.eigh          # the inner block did not restore early
+        lam, V = bk.eigh(G)
+        U, s, Vt = bk.svd(M, full_matrices=False)
+    assert (hb.eigh, hb.linalg) == before and hb.linalg is scipy.linalg
+    np.testing.assert_allclose(lam, scipy.linalg.eigvalsh(G), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(V @ np.diag(lam) @ V.T, G, atol=1e-9)
+    np.testing.assert_allclose(s, scipy.linalg.svdvals(M), rtol=1e-10)
