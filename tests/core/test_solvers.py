@@ -87,3 +87,48 @@ def test_cross_validated_encoding_same_scores_with_either_solver():
     np.testing.assert_allclose(got.r2[ok], ref.r2[ok], atol=1e-4)
     with pytest.raises(ValueError, match="unknown encoding solver"):
         cross_validated_encoding(X, Y, folds, sos, solver="fast", **kw)
+
+
+@pytest.mark.parametrize("rows", [True, False])
+def test_blockwise_gram_equals_a_float64_product(rows):
+    from brainalign.core.encoding.solvers import _gram
+
+    set_backend("numpy")
+    import himalaya.backend.numpy as bk
+    X = np.random.default_rng(3).standard_normal((70, 600)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    ref = X64 @ X64.T if rows else X64.T @ X64
+    got = _gram(bk, X, rows=rows, block=128)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("n, p", [(1200, 1536), (600, 120)])   # the kernel preset; a primal shape
+def test_encoding_peak_memory_is_bounded_by_the_data(tmp_path, n, p):
+    """Peak traced memory of the whole encoding path (shared solver, responses by memory map)
+    at most 1.5x the bytes of X and Y, in the dual and the primal form (issue "Performance and
+    scale"; before 2026-12-03 the dual form held two folds' solvers and a float64 copy of X at once:
+    1.86x on the first shape)."""
+    import tracemalloc
+
+    from brainalign.core.encoding.folds import leave_stories_out
+    from brainalign.core.encoding.ridge import cross_validated_encoding
+
+    rng = np.random.default_rng(0)
+    t = 5000   # batches of 1,000 targets, a fifth of them, as the bench_encoding presets
+    X = rng.standard_normal((n, p)).astype(np.float32)
+    Y = np.lib.format.open_memmap(tmp_path / "Y.npy", mode="w+", dtype=np.float32, shape=(n, t))
+    Y[:] = rng.standard_normal((n, t)).astype(np.float32)
+    Y.flush()
+    Y = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    lens = [n // 4] * 4
+    folds, story = leave_stories_out(lens), np.repeat(np.arange(4), lens)
+    cross_validated_encoding(X, Y[:, :8], folds, story, alpha_grid(1e-1, 1e6, 10), solver="shared")
+    tracemalloc.start()
+    try:
+        cross_validated_encoding(X, Y, folds, story, alpha_grid(1e-1, 1e6, 10), target_batch=1000,
+                                 solver="shared")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 1.5 * (X.nbytes + Y.nbytes), peak / (X.nbytes + Y.nbytes)

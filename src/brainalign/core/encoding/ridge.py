@@ -178,7 +178,8 @@ def standardize(train: np.ndarray, test: np.ndarray, scale: bool = True):
     if scale:
         sd = train.std(0)
         sd[sd == 0] = 1.0
-        tr, te = tr / sd, te / sd
+        tr /= sd   # in place: tr and te are new arrays here
+        te /= sd
     return tr, te
 
 
@@ -213,12 +214,15 @@ def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predi
     """
     Yd = bk.asarray(Yb)
     tr, te = bk.asarray(np.asarray(train)), bk.asarray(np.asarray(test))
-    Ytr_raw, Yte_raw = Yd[tr], Yd[te]
-    mu = _mean(bk, Ytr_raw)
+    Ytr, Yte_raw = Yd[tr], Yd[te]      # copies (index arrays)
+    mu = _mean(bk, Ytr)
+    mu64 = _mean(bk, Ytr, dtype=bk.float64)
+    Ytr -= mu                          # centred in place: one training copy, not two
     if fit_predict is None:   # solver "himalaya"
-        pred, best = _fit_predict(Xtr, Ytr_raw - mu, Xte, alphas, splits, batch, bk, keep_on_backend=True)
+        pred, best = _fit_predict(Xtr, Ytr, Xte, alphas, splits, batch, bk, keep_on_backend=True)
     else:                     # a fold-level solver (core.encoding.solvers), decompositions shared
-        pred, best = fit_predict(Ytr_raw - mu)
+        pred, best = fit_predict(Ytr)
+    del Ytr
     pred = bk.asarray(pred)  # himalaya may return predictions on the CPU
     held_out = Yte_raw - mu  # centred with the training mean
     r = pearson_r(held_out, pred, backend=bk)
@@ -228,7 +232,7 @@ def _fold_batch(bk, Yb, train, test, Xtr, Xte, alphas, splits, batch, want_predi
     # cancellation when responses sit far from zero
     shift = _mean(bk, Yd, dtype=bk.float64)
     raw_true = _float64(bk, Yte_raw) - shift
-    raw_pred = _float64(bk, pred) + (_mean(bk, Ytr_raw, dtype=bk.float64) - shift)
+    raw_pred = _float64(bk, pred) + (mu64 - shift)
     sums = bk.stack([bk.sum(raw_true, 0), bk.sum(raw_pred, 0), bk.sum(raw_true * raw_true, 0),
                      bk.sum(raw_pred * raw_pred, 0), bk.sum(raw_true * raw_pred, 0)])
     raw = bk.to_numpy(raw_pred + shift) if want_predictions else None
@@ -381,6 +385,8 @@ def cross_validated_encoding(X: np.ndarray, Y: np.ndarray, folds: list[Fold],
                 acc[:, sl] += sums
                 if preds is not None:
                     preds[test, sl] = raw
+            # drop this fold's solver and matrices before the next fold builds its own
+            fit_predict = Xtr = Xte = Xf = None
     r_concat = _pearson_from_sums(acc, sum(len(t) for _, t in folds))
     edge = np.isclose(fold_alpha, alphas.min()) | np.isclose(fold_alpha, alphas.max())
     return EncodingResult(

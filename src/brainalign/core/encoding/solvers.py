@@ -43,6 +43,29 @@ def _eigh(bk, M, dtype):
     return bk.asarray(bk.clip(lam, 0, None), dtype=dtype), bk.asarray(V, dtype=dtype)
 
 
+def _gram(bk, X, rows: bool, block: int = 256):
+    """float64 ``X X^T`` (``rows``) or ``X^T X`` of a float32 ``X``, built from float64 copies of
+    ``block`` columns (rows) at a time, so no float64 copy of the whole ``X`` is held."""
+    n, p = X.shape
+    k = n if rows else p
+    out = bk.zeros((k, k), dtype=bk.float64)
+    for s in range(0, p if rows else n, block):
+        if rows:
+            B = bk.asarray(X[:, s:s + block], dtype=bk.float64)
+            out += B @ B.T
+        else:
+            B = bk.asarray(X[s:s + block], dtype=bk.float64)
+            out += B.T @ B
+    return out
+
+
+def _block(bk, K, rows, cols):
+    """``K[rows][:, cols]`` with one copy on numpy (``np.ix_``)."""
+    if isinstance(K, np.ndarray):
+        return K[np.ix_(np.asarray(rows), np.asarray(cols))]
+    return K[bk.asarray(np.asarray(rows))][:, bk.asarray(np.asarray(cols))]
+
+
 class SharedRidgeCV:
     """One outer fold's ridge with per-target alphas, decompositions shared across target batches.
 
@@ -74,28 +97,29 @@ class SharedRidgeCV:
         self.primal = p <= n
         self.alphas = bk.asarray(np.asarray(alphas, dtype=np.float64), dtype=self.dtype)
         self._tiebreak = bk.asarray(np.log(np.asarray(alphas, dtype=np.float64)) * 1e-10, dtype=bk.float64)
-        X64 = bk.asarray(X, dtype=bk.float64)
         self.splits = []
         if self.primal:
-            G = X64.T @ X64
+            G = _gram(bk, X, rows=False)
             for tr, va in splits:
                 out = np.setdiff1d(np.arange(n), np.asarray(tr))   # validation rows and gaps
                 out_b, va_b = bk.asarray(out), bk.asarray(np.asarray(va))
-                Xo = X64[out_b]
+                Xo = bk.asarray(X[out_b], dtype=bk.float64)
                 lam, V = _eigh(bk, G - Xo.T @ Xo, self.dtype)
+                del Xo
                 self.splits.append((out_b, va_b, X[va_b] @ V, V, lam))
             lam, V = _eigh(bk, G, self.dtype)
+            del G
             self.full = (Xte @ V, V, lam)
         else:
-            K = X64 @ X64.T
+            K = _gram(bk, X, rows=True)
             for tr, va in splits:
                 tr_b, va_b = bk.asarray(np.asarray(tr)), bk.asarray(np.asarray(va))
-                lam, U = _eigh(bk, K[tr_b][:, tr_b], self.dtype)
-                A = bk.asarray(K[va_b][:, tr_b], dtype=self.dtype) @ U
+                lam, U = _eigh(bk, _block(bk, K, tr, tr), self.dtype)
+                A = bk.asarray(_block(bk, K, va, tr), dtype=self.dtype) @ U
                 self.splits.append((tr_b, va_b, A, U, lam))
             lam, U = _eigh(bk, K, self.dtype)
+            del K
             self.full = ((Xte @ X.T) @ U, U, lam)
-        del X64
 
     def _projections(self, Ytr):
         """(validation responses, B = P Y of the split) for each inner split, then B of the full fit."""
