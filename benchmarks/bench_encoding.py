@@ -10,7 +10,8 @@ same process, one after the other.
 Printed (and written with ``--json FILE``): seconds of each, ``ratio_vs_himalaya`` (brainalign /
 plain himalaya), ``ratio_vs_himalaya_numpy_lapack`` (brainalign / himalaya with its numpy
 backend's decompositions routed to NumPy's LAPACK, as brainalign runs it: the solver's own gain
-without the thread-pool effect; numpy backend only), ``same_alpha_share`` (targets x folds with the same chosen alpha), ``max_abs_dr``
+without the thread-pool effect; numpy backend only), ``same_alpha_share`` (targets x folds with
+the same chosen alpha), ``max_abs_dr``
 (largest |r difference| over targets with the same alphas in every fold), peak traced memory of
 each (tracemalloc: numpy and torch CPU allocations) and ``memory_ratio`` (brainalign's peak over
 the bytes of X and Y), the FLOP count of brainalign's solver (products and decompositions; the
