@@ -24,7 +24,6 @@ measured float32 matmul rate.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import tempfile
 import time
@@ -50,18 +49,6 @@ PRESETS = {
 }
 
 
-@contextlib.contextmanager
-def _plain_backend(name):
-    """himalaya's backend as a user sets it (``set_backend``): SciPy's LAPACK on numpy."""
-    from himalaya.backend import get_backend, set_backend
-
-    previous = get_backend()
-    try:
-        yield set_backend(name, on_error="raise")
-    finally:
-        set_backend(previous)
-
-
 def himalaya_reference(X, Y, folds, story, alphas, backend, n_targets_batch, plain=True):
     """Per fold: best alphas (n_targets,) and r of the held-out predictions.
 
@@ -73,7 +60,7 @@ def himalaya_reference(X, Y, folds, story, alphas, backend, n_targets_batch, pla
     from himalaya.ridge import RidgeCV
 
     fold_alpha, fold_r = [], []
-    with (_plain_backend(backend) if plain else himalaya_backend(backend)) as bk:
+    with himalaya_backend(backend, numpy_lapack=not plain) as bk:
         for train, test in folds:
             Xtr, Xte = standardize(X[train], X[test])
             Ytr, Yte = standardize(np.asarray(Y[train]), np.asarray(Y[test]), scale=False)

@@ -36,9 +36,10 @@ def alpha_grid(low: float = 1e-2, high: float = 1e8, n: int = 21) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def himalaya_backend(name: str):
+def himalaya_backend(name: str, numpy_lapack: bool = True):
     """Use a himalaya backend inside the block; ``torch_cuda`` falls back to ``torch`` (with a
-    warning) when CUDA is not available."""
+    warning) when CUDA is not available. ``numpy_lapack``: on the numpy backend, decompose with
+    NumPy's LAPACK (:func:`_numpy_lapack`); False leaves himalaya as a user sets it (SciPy's)."""
     from himalaya.backend import get_backend, set_backend
 
     if name not in BACKENDS:
@@ -52,7 +53,7 @@ def himalaya_backend(name: str):
     previous = get_backend()
     backend = set_backend(name, on_error="raise")
     try:
-        if name == "numpy":
+        if name == "numpy" and numpy_lapack:
             with _numpy_lapack(backend):
                 yield backend
         else:
